@@ -1,0 +1,84 @@
+"""Keeps docs/protocol.md's generated sections in step with the declarations.
+
+``python -m pos_sim.specdoc`` rewrites every ``<!-- BEGIN GENERATED: name -->`` ...
+``<!-- END GENERATED: name -->`` block from :mod:`protocols.spec`; ``--check`` only reports
+(exit 1) when a block is stale.  The prose around the blocks is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from protocols.spec import SECTIONS
+
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+_BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
+                    re.DOTALL)
+
+
+class SpecError(Exception):
+    """The spec file is missing a section or names one that does not exist."""
+
+
+def regenerate(text: str) -> str:
+    """The spec text with every generated block rendered anew."""
+    seen: set[str] = set()
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group("name")
+        if name not in SECTIONS:
+            raise SpecError(f"unknown generated section {name!r}")
+        seen.add(name)
+        return m.group(1) + SECTIONS[name]().rstrip("\n") + "\n" + m.group(4)
+
+    out = _BLOCK.sub(repl, text)
+    missing = set(SECTIONS) - seen
+    if missing:
+        raise SpecError(f"sections missing from the spec: {', '.join(sorted(missing))}")
+    return out
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so a crash leaves the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: regenerate (default) or check the spec's generated sections."""
+    ap = argparse.ArgumentParser(prog="python -m pos_sim.specdoc", description=__doc__)
+    ap.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC)
+    ap.add_argument("--check", action="store_true", help="report stale sections, change nothing")
+    args = ap.parse_args(argv)
+    try:
+        old = args.path.read_text(encoding="utf-8")
+        new = regenerate(old)
+    except (OSError, SpecError) as exc:
+        print(f"specdoc: {exc}", file=sys.stderr)
+        return 1
+    if new == old:
+        print(f"{args.path}: up to date")
+        return 0
+    if args.check:
+        print(f"{args.path}: generated sections are stale; run python -m pos_sim.specdoc", file=sys.stderr)
+        return 1
+    write_atomically(args.path, new)
+    print(f"{args.path}: regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
