@@ -134,6 +134,19 @@ def _short(w: _Writer, ind: str, need: str, what: str) -> None:
     w.lines.append(f"{ind}    raise MalformedPayload({what!r} + ': payload ends early')")
 
 
+def _read_count(w: _Writer, ind: str, field: FormatField, var: str, what: str) -> None:
+    """Emit the read of a length or count prefix into ``var``."""
+    fmt = ">" + str(field.fmtstr).lstrip("<>=!")
+    _short(w, ind, str(struct.calcsize(fmt)), what)
+    if fmt == ">B":  # indexing bytes is several times faster than a struct call
+        w.lines.append(f"{ind}{var} = data[off]")
+        w.lines.append(f"{ind}off += 1")
+        return
+    s = struct.Struct(fmt)
+    w.lines.append(f"{ind}({var},) = {w.const(s, 'S')}.unpack_from(data, off)")
+    w.lines.append(f"{ind}off += {s.size}")
+
+
 def _emit_struct(w: _Writer, st: Struct) -> str:
     """Emit ``def f(data, off, n) -> (dict, off)`` for a Struct; return its name."""
     fname = w.fresh("_struct")
@@ -182,11 +195,7 @@ def _emit_struct(w: _Writer, st: Struct) -> str:
         arr = prefixed_array_parts(c)
         if pas is not None:
             field, encoding = pas
-            ls = struct.Struct(">" + field.fmtstr.lstrip("<>=!"))
-            lname = w.const(ls, "S")
-            _short(w, ind, str(ls.size), name)
-            w.lines.append(f"{ind}(ln,) = {lname}.unpack_from(data, off)")
-            w.lines.append(f"{ind}off += {ls.size}")
+            _read_count(w, ind, field, "ln", name)
             _short(w, ind, "ln", name)
             if encoding is None:
                 w.lines.append(f"{ind}{var} = data[off:off + ln]")
@@ -198,11 +207,7 @@ def _emit_struct(w: _Writer, st: Struct) -> str:
             w.lines.append(f"{ind}off += ln")
         elif arr is not None:
             field, item = arr
-            cs = struct.Struct(">" + field.fmtstr.lstrip("<>=!"))
-            cname = w.const(cs, "S")
-            _short(w, ind, str(cs.size), name)
-            w.lines.append(f"{ind}(cnt,) = {cname}.unpack_from(data, off)")
-            w.lines.append(f"{ind}off += {cs.size}")
+            _read_count(w, ind, field, "cnt", name)
             item_c = unwrap(item)
             if not isinstance(item_c, Struct):
                 raise UnsupportedConstruct(f"array items must be Struct, not {type(item_c).__name__}")

@@ -403,10 +403,17 @@ def decode_payload(msg_type: int, payload: bytes) -> dict[str, Any]:
     return decoder(payload)
 
 
+_BY_NUMBER: dict[int, tuple[MessageType, Decoder]] = {int(t): (t, DECODERS[int(t)]) for t in CATALOGUE}
+_new_message = tuple.__new__
+
+
 def decode_message(frame: Frame) -> Message:
-    """Decode a frame's payload by its type."""
-    return Message(MessageType(frame.type) if frame.type in DECODERS else frame.type,  # type: ignore[arg-type]
-                   frame.seq, frame.flags, decode_payload(frame.type, frame.payload))
+    """Decode a frame's payload by its type (the hot path: one dict lookup, one decoder call)."""
+    try:
+        msg_type, decoder = _BY_NUMBER[frame[3]]
+    except KeyError:
+        raise UnknownMessageType(f"message type 0x{frame[3]:02x} is not in the catalogue") from None
+    return _new_message(Message, (msg_type, frame[2], frame[1], decoder(frame[4])))
 
 
 def _plain(obj: Any) -> Any:
