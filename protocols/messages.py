@@ -285,13 +285,13 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
         "plan" / enum8(SelfTestPlan) * "SelfTestPlan",
         "interactive" / Flag * "1 when a person is present to answer prompts",
     )),
-    MessageSpec(_T.SELFTEST_PROGRESS, TERMINAL, "ACK (sent as EVENT)", message(
+    MessageSpec(_T.SELFTEST_PROGRESS, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
         COMPONENT,
         "percent" / Int8ub * "0-100",
         "step" / Int8ub * "number of the check running, from 1",
         "prompt" / enum8(Prompt) * "what a person should do now (Prompt)",
     )),
-    MessageSpec(_T.SELFTEST_RESULT, TERMINAL, "ACK (sent as EVENT)", message(
+    MessageSpec(_T.SELFTEST_RESULT, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
         COMPONENT,
         "plan" / enum8(SelfTestPlan) * "SelfTestPlan that ran",
         "outcome" / enum8(Outcome) * "Outcome",
@@ -310,13 +310,13 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
         COMPONENT,
         "accepted" / Flag * "1 when the person confirmed what they saw, 0 when rejected",
     )),
-    MessageSpec(_T.ERROR, TERMINAL, "ACK (sent as EVENT)", message(
+    MessageSpec(_T.ERROR, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
         COMPONENT,
         "code" / enum16(FaultCode) * "FaultCode",
         "severity" / enum8(Severity) * "Severity",
         "detail" / str8 * "short firmware text (never card data)",
     )),
-    MessageSpec(_T.EVENT, TERMINAL, "ACK (sent as EVENT)", message(
+    MessageSpec(_T.EVENT, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
         "event" / enum8(EventKind) * "EventKind",
         COMPONENT,
         "uptime_ms" / Int32ub * "when, ms since boot",

@@ -190,7 +190,7 @@ def render_codes() -> str:
     """A table per enumeration."""
     out: list[str] = []
     for e in ALL_ENUMS:
-        out += [f"### {e.__name__}", "", (e.__doc__ or "").strip().replace("\n    ", " "), ""]
+        out += [f"### {e.__name__}", "", " ".join((e.__doc__ or "").split()), ""]
         width = 4 if max(int(m) for m in e) > 0xFF else 2
         out += _table(("value", "name", "meaning"),
                       [(f"0x{int(m):0{width}X}", f"`{m.name}`", m.doc) for m in e])
