@@ -8,7 +8,7 @@ Contract (pymodbus' framer, tightened):
 * A length above the maximum is refused as soon as the header is in, before a byte of the
   claimed payload is waited for; the buffer never holds more than one maximal frame plus the
   chunk being fed.
-* After a bad CRC, bad version or oversize length the search resumes one byte after the
+* After an oversize length, a bad CRC or a bad version the search resumes one byte after the
   rejected sync, so a real frame that starts inside the rejected bytes is still found.
 * :meth:`FrameDeframer.drop_partial` is the inter-byte timeout: it gives up the partial frame
   at the front of the buffer and returns whatever intact frames the rest still holds.
@@ -16,9 +16,11 @@ Contract (pymodbus' framer, tightened):
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from dataclasses import dataclass, fields
 
 from protocols.framing import (
+    CRC_INIT,
     HEADER,
     HEADER_SIZE,
     MAX_PAYLOAD,
@@ -26,7 +28,6 @@ from protocols.framing import (
     SYNC,
     TRAILER_SIZE,
     Frame,
-    crc16,
 )
 
 
@@ -107,31 +108,43 @@ class FrameDeframer:
         max_payload = self.max_payload
         append = frames.append
         sync0 = SYNC[0]
-        while True:
-            i = find(SYNC, pos)
-            if i < 0:
-                # keep a trailing first sync byte: its partner may come in the next chunk
-                return n - 1 if n > pos and buf[n - 1] == sync0 else n
-            if n - i < HEADER_SIZE:
-                return i
-            version, flags, seq, msg_type, length = unpack(buf, i + 2)
-            if version != PROTOCOL_VERSION:
-                stats.bad_version += 1
-                pos = i + 1
-                continue
-            if length > max_payload:
-                stats.oversize += 1
-                pos = i + 1
-                continue
-            end = i + HEADER_SIZE + length + TRAILER_SIZE
-            if end > n:
-                return i
-            if crc16(buf[i + 2: end - 2]) != (buf[end - 2] << 8 | buf[end - 1]):
-                stats.bad_crc += 1
-                pos = i + 1
-                continue
-            append(_new_frame(Frame, (version, flags, seq, msg_type,
-                                      bytes(buf[i + HEADER_SIZE: end - TRAILER_SIZE]))))
-            stats.frames += 1
-            stats.frame_bytes += end - i
-            pos = end
+        accepted = accepted_bytes = 0
+        # a view lets the CRC run over the buffer without copying each frame; it is released
+        # before the caller resizes the buffer
+        with memoryview(buf) as view:
+            while True:
+                i = find(SYNC, pos)
+                if i < 0:
+                    # keep a trailing first sync byte: its partner may come in the next chunk
+                    pos = n - 1 if n > pos and buf[n - 1] == sync0 else n
+                    break
+                if n - i < HEADER_SIZE:
+                    pos = i
+                    break
+                version, flags, seq, msg_type, length = unpack(buf, i + 2)
+                if length > max_payload:
+                    stats.oversize += 1
+                    pos = i + 1
+                    continue
+                end = i + HEADER_SIZE + length + TRAILER_SIZE
+                if end > n:
+                    pos = i
+                    break
+                if crc_hqx(view[i + 2: end - 2], CRC_INIT) != (buf[end - 2] << 8 | buf[end - 1]):
+                    stats.bad_crc += 1
+                    pos = i + 1
+                    continue
+                if version != PROTOCOL_VERSION:
+                    # intact, but another protocol version: not ours to decode (the CRC is checked
+                    # first so that line noise on the version byte counts as a bad CRC)
+                    stats.bad_version += 1
+                    pos = i + 1
+                    continue
+                append(_new_frame(Frame, (version, flags, seq, msg_type,
+                                          bytes(view[i + HEADER_SIZE: end - TRAILER_SIZE]))))
+                accepted += 1
+                accepted_bytes += end - i
+                pos = end
+        stats.frames += accepted
+        stats.frame_bytes += accepted_bytes
+        return pos

@@ -156,8 +156,6 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     if n < HEADER_SIZE:
         raise IncompleteFrame(f"{n} bytes, a header needs {HEADER_SIZE}")
     version, flags, seq, msg_type, length = HEADER.unpack_from(data, len(SYNC))
-    if version != PROTOCOL_VERSION:
-        raise UnsupportedVersion(f"protocol version {version}, this side speaks {PROTOCOL_VERSION}")
     if length > max_payload:
         raise OversizeFrame(f"length {length} exceeds the maximum payload {max_payload}")
     end = HEADER_SIZE + length + TRAILER_SIZE
@@ -169,6 +167,8 @@ def decode_frame(data: bytes, max_payload: int = MAX_PAYLOAD) -> Frame:
     calc = crc16(memoryview(data)[len(SYNC): end - TRAILER_SIZE])
     if crc != calc:
         raise BadCRC(f"CRC {crc:04x} does not match the contents ({calc:04x})")
+    if version != PROTOCOL_VERSION:
+        raise UnsupportedVersion(f"protocol version {version}, this side speaks {PROTOCOL_VERSION}")
     return Frame(version, flags, seq, msg_type, bytes(data[HEADER_SIZE: end - TRAILER_SIZE]))
 
 

@@ -106,7 +106,7 @@ TX_RECORD = Struct(
     "auth_code" / Bytes(6) * "host authorisation code, 6 ASCII characters",
 )
 
-STATUS_BY_COMPONENT: dict[str, Struct] = {
+STATUS_BY_COMPONENT: dict[str | int, Struct] = {
     "system": Struct(
         "free_memory_kb" / Int32ub * "free RAM, KiB",
         "total_memory_kb" / Int32ub * "RAM, KiB",
@@ -186,6 +186,12 @@ STATUS_BY_COMPONENT: dict[str, Struct] = {
         "tripped_at" / Int32ub * "Unix time of the last trip, 0 when never",
     ),
 }
+
+
+#: the Switch's cases: by name (what parsing yields) and by number, so that building with
+#: ``component=5`` or ``Component.printer`` picks the block as ``"printer"`` does
+STATUS_CASES: dict[str | int, Struct] = {
+    **STATUS_BY_COMPONENT, **{int(Component[str(name)]): st for name, st in STATUS_BY_COMPONENT.items()}}
 
 
 # -- the catalogue -------------------------------------------------------------------------
@@ -277,7 +283,7 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
     MessageSpec(_T.STATUS_REQUEST, HOST, "STATUS_REPLY", message(COMPONENT)),
     MessageSpec(_T.STATUS_REPLY, TERMINAL, "—", message(
         COMPONENT,
-        "status" / Switch(this.component, STATUS_BY_COMPONENT)
+        "status" / Switch(this.component, STATUS_CASES)
         * "the component's status block (per-component tables below)",
     )),
     MessageSpec(_T.SELFTEST_START, HOST, "ACK, then SELFTEST_PROGRESS… and SELFTEST_RESULT events", message(

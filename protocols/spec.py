@@ -299,7 +299,7 @@ def catalogue_json() -> dict[str, Any]:
             if arr is not None:
                 entry["items"] = fields(unwrap(arr[1]))
             if isinstance(c, Switch):
-                entry["cases"] = {str(k): fields(unwrap(v)) for k, v in c.cases.items()}
+                entry["cases"] = {k: fields(unwrap(v)) for k, v in c.cases.items() if isinstance(k, str)}
             out.append(entry)
         return out
 

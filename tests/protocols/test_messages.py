@@ -20,6 +20,7 @@ from protocols import (
     encode_message,
     encode_payload,
 )
+from protocols.codes import Component
 from protocols.compiler import UnsupportedConstruct, compile_decoder
 from protocols.messages import CATALOGUE, MessageType, decode_payload_construct
 from protocols.spec import examples
@@ -133,3 +134,11 @@ def test_compiler_refuses_what_it_cannot_translate() -> None:
 
     with pytest.raises(UnsupportedConstruct, match="VarInt"):
         compile_decoder(Struct("n" / VarInt))
+
+
+@pytest.mark.parametrize("component", ["power", 9, Component.power])
+def test_status_reply_builds_by_name_or_number(component: object) -> None:
+    status = {"source": "ac", "voltage_mv": 5000, "current_ma": 800, "battery_pct": 100,
+              "battery_status": "charge_complete", "battery_temp_c": 25}
+    payload = encode_payload(MessageType.STATUS_REPLY, {"component": component, "status": status})
+    assert decode_payload(MessageType.STATUS_REPLY, payload) == {"component": "power", "status": status}
