@@ -1,0 +1,69 @@
+"""The driver layer's exception family.
+
+Every failure that reaches a caller is a :class:`DriverError` carrying the exit-status bit it
+stands for (DESIGN.md: 2 the port could not be opened, 4 protocol or communication failure) and
+a message a technician can act on.  pyserial's ``SerialException``, ``OSError`` and
+``termios.error`` never leave the package: a pulled cable is :class:`DeviceDisconnected`
+whatever the operating system said.
+"""
+
+from __future__ import annotations
+
+EXIT_OPEN = 2
+EXIT_COMMUNICATION = 4
+
+
+class DriverError(Exception):
+    """Base of every error the driver layer raises."""
+
+    exit_code = EXIT_COMMUNICATION
+
+
+class PortOpenError(DriverError):
+    """The port could not be opened."""
+
+    exit_code = EXIT_OPEN
+
+
+class PortNotFound(PortOpenError):
+    """No such device, or nothing listening at the URL."""
+
+
+class PermissionDenied(PortOpenError):
+    """The operating system refused access to the device."""
+
+
+class PortBusy(PortOpenError):
+    """Another program holds the port."""
+
+
+class DeviceDisconnected(DriverError):
+    """The device went away mid-session (cable pulled, USB reset, emulator stopped)."""
+
+
+class ResponseTimeout(DriverError):
+    """The terminal did not answer, even after the retransmits the protocol allows."""
+
+
+class SelfTestLost(ResponseTimeout):
+    """A running self-test stopped reporting progress (the terminal hung mid-test)."""
+
+
+class RequestRefused(DriverError):
+    """The terminal answered NAK with a final reason (not permitted, malformed, ...)."""
+
+    def __init__(self, message: str, reason: str | int) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ProtocolViolation(DriverError):
+    """The terminal answered with something the protocol does not allow here."""
+
+
+class TransferError(DriverError):
+    """A paged transfer failed its checks (page CRC or final digest) or could not be saved."""
+
+
+class LinkClosed(DriverError):
+    """The link was closed by this side; no more requests can be made."""

@@ -1,0 +1,450 @@
+"""The Terminal API: what a technician's tool asks of a POS terminal.
+
+``Terminal`` wraps a :class:`drivers.link.Link` and speaks in domain terms: identity, component
+status, self-tests with progress, events, the event log, the transaction-log backup and the
+authenticated lifecycle operations.  It works the same over a device path, ``socket://`` or the
+in-process emulator (``emu://``): only the port differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.errors import (
+    DeviceDisconnected,
+    DriverError,
+    ProtocolViolation,
+    SelfTestLost,
+    TransferError,
+)
+from drivers.link import Link, LinkTimings
+from drivers.transport import open_port
+from protocols import Component, Message, MessageType
+from protocols.auth import lifecycle_args, lifecycle_mac
+from protocols.codes import LifecycleOp
+from protocols.messages import jsonable, txlog_page_crc
+
+#: the host waits this long for progress from a running self-test before calling it lost
+SELFTEST_LOST_AFTER = 3.0
+#: HELLO names the host as this
+HOST_NAME = "pos-sim"
+TXLOG_FORMAT = "pos-sim-txlog"
+
+
+@dataclass(frozen=True)
+class HelloInfo:
+    """What the terminal said in HELLO_REPLY."""
+
+    protocol_version: int
+    max_payload: int
+    components: tuple[str, ...]
+    serial: str
+    boot_id: int
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Identity and lifecycle state (INFO_REPLY)."""
+
+    manufacturer: str
+    model: str
+    serial: str
+    hardware_rev: str
+    firmware_version: str
+    lifecycle: str
+    merchant_id: str
+    activated_at: int
+    clock: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """As plain data for JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SelfTestProgress:
+    """One SELFTEST_PROGRESS report."""
+
+    component: str
+    percent: int
+    step: int
+    prompt: str
+
+
+@dataclass(frozen=True)
+class SelfTestResult:
+    """The outcome of one component's self-test."""
+
+    component: str
+    plan: str
+    outcome: str
+    code: str | int
+    duration_ms: int
+    measurements: dict[str, int]
+    note: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """As plain data for JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LifecycleResult:
+    """The terminal's answer to an authenticated lifecycle request."""
+
+    operation: str
+    status: str
+    state: str
+    counter: int
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the operation was carried out."""
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class TxLogExport:
+    """A verified transaction-log backup on disk."""
+
+    path: Path
+    serial: str
+    records: int
+    pages: int
+    sha256: str
+
+
+def _name(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+class SelfTestRun:
+    """A self-test in flight: progress as it comes, then the result."""
+
+    def __init__(self, terminal: Terminal, component: str, lost_after: float) -> None:
+        self.terminal = terminal
+        self.component = component
+        self.progress: list[SelfTestProgress] = []
+        self.result: SelfTestResult | None = None
+        self.lost_after = lost_after
+        self._cond = threading.Condition()
+        self._last_heard = time.monotonic()
+        self._listeners: list[Callable[[SelfTestProgress], None]] = []
+
+    def _on_progress(self, p: SelfTestProgress) -> None:
+        with self._cond:
+            self.progress.append(p)
+            self._last_heard = time.monotonic()
+            listeners = list(self._listeners)
+            self._cond.notify_all()
+        for cb in listeners:
+            cb(p)
+
+    def _on_result(self, r: SelfTestResult) -> None:
+        with self._cond:
+            self.result = r
+            self._cond.notify_all()
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def on_progress(self, callback: Callable[[SelfTestProgress], None]) -> None:
+        """Call ``callback`` (on the link's thread: keep it short) for each progress report."""
+        with self._cond:
+            self._listeners.append(callback)
+
+    def wait(self, timeout: float | None = None) -> SelfTestResult:
+        """Block until the result; raise if the terminal goes silent or the link breaks."""
+        give_up = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.result is None:
+                err = self.terminal.link.error
+                if err is not None:
+                    raise err
+                now = time.monotonic()
+                if now - self._last_heard > self.lost_after:
+                    raise SelfTestLost(f"{self.component} self-test: no progress for "
+                                       f"{self.lost_after:.1f} s, the terminal stopped answering mid-test")
+                if give_up is not None and now >= give_up:
+                    raise SelfTestLost(f"{self.component} self-test did not finish within {timeout:.1f} s")
+                self._cond.wait(0.1)
+            return self.result
+
+
+class Terminal:
+    """A connected POS terminal; see the module docstring.  Use as a context manager."""
+
+    def __init__(self, link: Link, *, lost_after: float = SELFTEST_LOST_AFTER) -> None:
+        self.link = link
+        self.hello: HelloInfo | None = None
+        #: every self-test result received in this session, by component (kept after a disconnect)
+        self.results: dict[str, SelfTestResult] = {}
+        self.lost_after = lost_after
+        self._runs: dict[str, SelfTestRun] = {}
+        self._runs_lock = threading.Lock()
+        self._subscribers: list[Callable[[Message], None]] = []
+        link.on_event = self._on_event
+        previous_down = link.on_down
+
+        def on_down(err: DriverError) -> None:
+            with self._runs_lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                run._wake()
+            if previous_down is not None:
+                previous_down(err)
+
+        link.on_down = on_down
+
+    @classmethod
+    def open(cls, port: str, *, timings: LinkTimings | None = None, connect: bool = True,
+             lost_after: float = SELFTEST_LOST_AFTER, on_frame: Any = None) -> Terminal:
+        """Open ``port`` (device path or URL), start the link and say HELLO."""
+        t = timings or LinkTimings()
+        ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
+        link = Link(ser, timings=t, name=port, on_frame=on_frame)
+        term = cls(link, lost_after=lost_after)
+        link.start()
+        if connect:
+            try:
+                term.connect()
+            except BaseException:
+                term.close()
+                raise
+        return term
+
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the session and close the port."""
+        self.link.close()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Message], None]) -> Callable[[], None]:
+        """Receive every event message (on the link's thread); returns an unsubscribe function."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    def events(self, timeout: float = 1.0) -> Iterator[Message]:
+        """Iterate over event messages as they come; stops after ``timeout`` s of quiet."""
+        q: queue.Queue[Message] = queue.Queue()
+        unsubscribe = self.subscribe(q.put)
+        try:
+            while True:
+                try:
+                    yield q.get(timeout=timeout)
+                except queue.Empty:
+                    return
+        finally:
+            unsubscribe()
+
+    def _on_event(self, msg: Message) -> None:
+        f = msg.fields
+        if msg.type == MessageType.SELFTEST_PROGRESS:
+            run = self._runs.get(_name(f["component"]))
+            if run is not None:
+                run._on_progress(SelfTestProgress(_name(f["component"]), f["percent"], f["step"],
+                                                  _name(f["prompt"])))
+        elif msg.type == MessageType.SELFTEST_RESULT:
+            result = SelfTestResult(
+                component=_name(f["component"]), plan=_name(f["plan"]), outcome=_name(f["outcome"]),
+                code=f["code"], duration_ms=f["duration_ms"],
+                measurements={_name(m["id"]): m["value"] for m in f["measurements"]}, note=f["note"])
+            self.results[result.component] = result
+            with self._runs_lock:
+                run = self._runs.pop(result.component, None)
+            if run is not None:
+                run._on_result(result)
+        for cb in list(self._subscribers):
+            cb(msg)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def connect(self) -> HelloInfo:
+        """HELLO: negotiate version and payload size, learn components and serial."""
+        m = self.link.request(MessageType.HELLO, {"protocol_version": 1, "max_payload": 1024,
+                                                  "host": HOST_NAME})
+        f = m.fields
+        comps = tuple(c.name for c in Component if f["components"] & (1 << int(c)))
+        self.hello = HelloInfo(f["protocol_version"], f["max_payload"], comps, f["serial"], f["boot_id"])
+        self.link.deframer.max_payload = min(self.link.deframer.max_payload, max(f["max_payload"], 0))
+        self.link.keepalive = True
+        return self.hello
+
+    def info(self) -> DeviceInfo:
+        """Identity and lifecycle state."""
+        f = self.link.request(MessageType.INFO_REQUEST).fields
+        return DeviceInfo(f["manufacturer"], f["model"], f["serial"], f["hardware_rev"], f["firmware_version"],
+                          _name(f["lifecycle"]), f["merchant_id"], f["activated_at"], f["clock"])
+
+    def status(self, component: str) -> dict[str, Any]:
+        """One component's status block (STATUS_REPLY), as plain data."""
+        f = self.link.request(MessageType.STATUS_REQUEST, {"component": component}).fields
+        status: dict[str, Any] = f["status"] or {}
+        return status
+
+    def start_self_test(self, component: str, plan: str = "full", interactive: bool = False) -> SelfTestRun:
+        """Start a component's self-test; the run collects progress and the result."""
+        run = SelfTestRun(self, component, self.lost_after)
+        with self._runs_lock:
+            self._runs[component] = run
+        try:
+            self.link.request(MessageType.SELFTEST_START,
+                              {"component": component, "plan": plan, "interactive": interactive})
+        except DriverError:
+            with self._runs_lock:
+                self._runs.pop(component, None)
+            raise
+        run._last_heard = time.monotonic()
+        return run
+
+    def run_self_test(self, component: str, plan: str = "full", interactive: bool = False, *,
+                      on_progress: Callable[[SelfTestProgress], None] | None = None,
+                      timeout: float | None = None) -> SelfTestResult:
+        """Run one self-test to its end and return the result."""
+        run = self.start_self_test(component, plan, interactive)
+        if on_progress is not None:
+            for p in list(run.progress):
+                on_progress(p)
+            run.on_progress(on_progress)
+        return run.wait(timeout)
+
+    def abort(self, component: str | int = 0xFF) -> None:
+        """Abort a running self-test (0xFF: every one)."""
+        self.link.request(MessageType.SELFTEST_ABORT, {"component": component})
+
+    def confirm(self, component: str, accepted: bool) -> None:
+        """Answer a confirm prompt (test pattern, test page) for a person."""
+        self.link.request(MessageType.SELFTEST_CONFIRM, {"component": component, "accepted": accepted})
+
+    def read_event_log(self) -> list[dict[str, Any]]:
+        """Every entry of the terminal's event log, oldest first."""
+        entries: list[dict[str, Any]] = []
+        page, pages = 0, 1
+        while page < pages:
+            f = self.link.request(MessageType.EVENTLOG_READ, {"page": page}).fields
+            if f["page"] != page:
+                raise ProtocolViolation(f"asked for event-log page {page}, got {f['page']}")
+            pages = f["pages"]
+            entries.extend(f["entries"])
+            page += 1
+        return entries
+
+    # -- transaction log -------------------------------------------------------------------
+
+    def export_transaction_log(self, path: str | Path, *,
+                               on_progress: Callable[[int, int], None] | None = None,
+                               page_retries: int = 3) -> TxLogExport:
+        """Back up the transaction log to ``path``: every page checked, the digest verified,
+        the file written atomically (a failure leaves no file, or the previous one)."""
+        path = Path(path)
+        info = self.link.request(MessageType.TXLOG_OPEN).fields
+        serial = self.hello.serial if self.hello else self.info().serial
+        digest = hashlib.sha256()
+        pages_hex: list[str] = []
+        records: list[dict[str, Any]] = []
+        for page in range(info["pages"]):
+            for attempt in range(page_retries + 1):
+                frame, msg = self.link.request_frame(MessageType.TXLOG_READ, {"page": page})
+                field_bytes = frame.payload[2:-4]
+                if msg.fields["page"] == page and txlog_page_crc(field_bytes) == msg.fields["page_crc"]:
+                    break
+                if attempt == page_retries:
+                    raise TransferError(f"transaction-log page {page} failed its CRC {page_retries + 1} times")
+            digest.update(field_bytes)
+            pages_hex.append(field_bytes.hex())
+            records.extend(_masked(r) for r in msg.fields["records"])
+            if on_progress is not None:
+                on_progress(page + 1, info["pages"])
+        if digest.digest() != info["sha256"]:
+            raise TransferError("transaction-log digest does not match the terminal's: backup discarded")
+        if len(records) != info["records"]:
+            raise TransferError(f"terminal announced {info['records']} records, sent {len(records)}")
+        doc = {"format": TXLOG_FORMAT, "version": 1, "serial": serial, "records": len(records),
+               "pages": len(pages_hex), "sha256": digest.hexdigest(), "exported_at": int(time.time()),
+               "page_data": pages_hex, "transactions": records}
+        _write_atomically(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        return TxLogExport(path, serial, len(records), len(pages_hex), digest.hexdigest())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def lifecycle(self, operation: str, key: bytes, *, activation_code: str = "", merchant_id: str = "",
+                  reason: str = "") -> LifecycleResult:
+        """Challenge, sign and send one lifecycle operation; return the terminal's answer."""
+        op = LifecycleOp[operation]
+        ch = self.link.request(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name}).fields
+        counter = ch["counter"] + 1
+        args = lifecycle_args(activation_code, merchant_id, reason)
+        mac = lifecycle_mac(key, ch["serial"], int(op), args, ch["nonce"], counter)
+        f = self.link.request(MessageType.LC_REQUEST, {
+            "operation": op.name, "counter": counter, "nonce": ch["nonce"], "activation_code": activation_code,
+            "merchant_id": merchant_id, "reason": reason, "mac": mac}).fields
+        return LifecycleResult(_name(f["operation"]), _name(f["status"]), _name(f["state"]), f["counter"],
+                               f["message"])
+
+    def activate(self, key: bytes, activation_code: str, merchant_id: str) -> LifecycleResult:
+        """Activate with an activation code for a merchant."""
+        return self.lifecycle("activate", key, activation_code=activation_code, merchant_id=merchant_id)
+
+    def bind(self, key: bytes, merchant_id: str) -> LifecycleResult:
+        """Bind to a merchant account."""
+        return self.lifecycle("bind", key, merchant_id=merchant_id)
+
+    def unbind(self, key: bytes, reason: str) -> LifecycleResult:
+        """Unbind from the merchant (back the transaction log up first)."""
+        return self.lifecycle("unbind", key, reason=reason)
+
+    def revoke(self, key: bytes, reason: str) -> LifecycleResult:
+        """Revoke an un-activated terminal's activation."""
+        return self.lifecycle("revoke", key, reason=reason)
+
+    def factory_reset(self, key: bytes, reason: str) -> LifecycleResult:
+        """Return the terminal to unactivated."""
+        return self.lifecycle("factory_reset", key, reason=reason)
+
+
+def _masked(record: dict[str, Any]) -> dict[str, Any]:
+    """A transaction record for the backup file: the card shown as BIN…last4 at most."""
+    out: dict[str, Any] = jsonable(dict(record))
+    bin6, last4 = out.pop("pan_bin"), out.pop("pan_last4")
+    out["card"] = f"{bin6:06d}******{last4:04d}" if bin6 or last4 else ""
+    out["auth_code"] = bytes.fromhex(out["auth_code"]).decode("ascii", "replace")
+    return out
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise TransferError(f"cannot write in {path.parent}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise TransferError(f"cannot save the backup to {path}: {exc.strerror or exc}") from exc
+
+
+__all__ = ["DeviceDisconnected", "DeviceInfo", "HelloInfo", "LifecycleResult", "SelfTestProgress",
+           "SelfTestResult", "SelfTestRun", "Terminal", "TxLogExport", "field"]
