@@ -24,12 +24,13 @@ from drivers.errors import (
     DeviceDisconnected,
     DriverError,
     ProtocolViolation,
+    ResponseTimeout,
     SelfTestLost,
     TransferError,
 )
 from drivers.link import Link, LinkTimings
 from drivers.transport import open_port
-from protocols import Component, Message, MessageType
+from protocols import Component, Frame, Message, MessageType
 from protocols.auth import lifecycle_args, lifecycle_mac
 from protocols.codes import LifecycleOp
 from protocols.messages import jsonable, txlog_page_crc
@@ -188,6 +189,8 @@ class Terminal:
 
     def __init__(self, link: Link, *, lost_after: float = SELFTEST_LOST_AFTER) -> None:
         self.link = link
+        #: time.monotonic() after which every request fails at once (None: no overall limit)
+        self.deadline: float | None = None
         self.hello: HelloInfo | None = None
         #: every self-test result received in this session, by component (kept after a disconnect)
         self.results: dict[str, SelfTestResult] = {}
@@ -210,12 +213,18 @@ class Terminal:
 
     @classmethod
     def open(cls, port: str, *, timings: LinkTimings | None = None, connect: bool = True,
-             lost_after: float = SELFTEST_LOST_AFTER, on_frame: Any = None) -> Terminal:
-        """Open ``port`` (device path or URL), start the link and say HELLO."""
+             lost_after: float = SELFTEST_LOST_AFTER, on_frame: Any = None,
+             timeout: float | None = None) -> Terminal:
+        """Open ``port`` (device path or URL), start the link and say HELLO.
+
+        ``timeout`` bounds the whole session's requests: after it, each fails at once.
+        """
         t = timings or LinkTimings()
         ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
         link = Link(ser, timings=t, name=port, on_frame=on_frame)
         term = cls(link, lost_after=lost_after)
+        if timeout is not None:
+            term.deadline = time.monotonic() + timeout
         link.start()
         if connect:
             try:
@@ -277,9 +286,23 @@ class Terminal:
 
     # -- queries ---------------------------------------------------------------------------
 
+    def _timeout(self) -> float | None:
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ResponseTimeout(f"{self.link.name}: time is up (the overall timeout has passed)")
+        return left
+
+    def _request(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> Message:
+        return self.link.request(msg_type, fields, timeout=self._timeout())
+
+    def _request_frame(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> tuple[Frame, Message]:
+        return self.link.request_frame(msg_type, fields, timeout=self._timeout())
+
     def connect(self) -> HelloInfo:
         """HELLO: negotiate version and payload size, learn components and serial."""
-        m = self.link.request(MessageType.HELLO, {"protocol_version": 1, "max_payload": 1024,
+        m = self._request(MessageType.HELLO, {"protocol_version": 1, "max_payload": 1024,
                                                   "host": HOST_NAME})
         f = m.fields
         comps = tuple(c.name for c in Component if f["components"] & (1 << int(c)))
@@ -290,13 +313,13 @@ class Terminal:
 
     def info(self) -> DeviceInfo:
         """Identity and lifecycle state."""
-        f = self.link.request(MessageType.INFO_REQUEST).fields
+        f = self._request(MessageType.INFO_REQUEST).fields
         return DeviceInfo(f["manufacturer"], f["model"], f["serial"], f["hardware_rev"], f["firmware_version"],
                           _name(f["lifecycle"]), f["merchant_id"], f["activated_at"], f["clock"])
 
     def status(self, component: str) -> dict[str, Any]:
         """One component's status block (STATUS_REPLY), as plain data."""
-        f = self.link.request(MessageType.STATUS_REQUEST, {"component": component}).fields
+        f = self._request(MessageType.STATUS_REQUEST, {"component": component}).fields
         status: dict[str, Any] = f["status"] or {}
         return status
 
@@ -306,7 +329,7 @@ class Terminal:
         with self._runs_lock:
             self._runs[component] = run
         try:
-            self.link.request(MessageType.SELFTEST_START,
+            self._request(MessageType.SELFTEST_START,
                               {"component": component, "plan": plan, "interactive": interactive})
         except DriverError:
             with self._runs_lock:
@@ -328,18 +351,18 @@ class Terminal:
 
     def abort(self, component: str | int = 0xFF) -> None:
         """Abort a running self-test (0xFF: every one)."""
-        self.link.request(MessageType.SELFTEST_ABORT, {"component": component})
+        self._request(MessageType.SELFTEST_ABORT, {"component": component})
 
     def confirm(self, component: str, accepted: bool) -> None:
         """Answer a confirm prompt (test pattern, test page) for a person."""
-        self.link.request(MessageType.SELFTEST_CONFIRM, {"component": component, "accepted": accepted})
+        self._request(MessageType.SELFTEST_CONFIRM, {"component": component, "accepted": accepted})
 
     def read_event_log(self) -> list[dict[str, Any]]:
         """Every entry of the terminal's event log, oldest first."""
         entries: list[dict[str, Any]] = []
         page, pages = 0, 1
         while page < pages:
-            f = self.link.request(MessageType.EVENTLOG_READ, {"page": page}).fields
+            f = self._request(MessageType.EVENTLOG_READ, {"page": page}).fields
             if f["page"] != page:
                 raise ProtocolViolation(f"asked for event-log page {page}, got {f['page']}")
             pages = f["pages"]
@@ -355,14 +378,14 @@ class Terminal:
         """Back up the transaction log to ``path``: every page checked, the digest verified,
         the file written atomically (a failure leaves no file, or the previous one)."""
         path = Path(path)
-        info = self.link.request(MessageType.TXLOG_OPEN).fields
+        info = self._request(MessageType.TXLOG_OPEN).fields
         serial = self.hello.serial if self.hello else self.info().serial
         digest = hashlib.sha256()
         pages_hex: list[str] = []
         records: list[dict[str, Any]] = []
         for page in range(info["pages"]):
             for attempt in range(page_retries + 1):
-                frame, msg = self.link.request_frame(MessageType.TXLOG_READ, {"page": page})
+                frame, msg = self._request_frame(MessageType.TXLOG_READ, {"page": page})
                 field_bytes = frame.payload[2:-4]
                 if msg.fields["page"] == page and txlog_page_crc(field_bytes) == msg.fields["page_crc"]:
                     break
@@ -389,11 +412,11 @@ class Terminal:
                   reason: str = "") -> LifecycleResult:
         """Challenge, sign and send one lifecycle operation; return the terminal's answer."""
         op = LifecycleOp[operation]
-        ch = self.link.request(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name}).fields
+        ch = self._request(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name}).fields
         counter = ch["counter"] + 1
         args = lifecycle_args(activation_code, merchant_id, reason)
         mac = lifecycle_mac(key, ch["serial"], int(op), args, ch["nonce"], counter)
-        f = self.link.request(MessageType.LC_REQUEST, {
+        f = self._request(MessageType.LC_REQUEST, {
             "operation": op.name, "counter": counter, "nonce": ch["nonce"], "activation_code": activation_code,
             "merchant_id": merchant_id, "reason": reason, "mac": mac}).fields
         return LifecycleResult(_name(f["operation"]), _name(f["status"]), _name(f["state"]), f["counter"],

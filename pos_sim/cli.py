@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("message", nargs="?", help="one message, by name (INFO_REPLY) or number (0x11)")
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     p.set_defaults(func=_cmd_protocol)
+
+    from pos_sim import info_cmd
+
+    info_cmd.add_parser(sub)
     return parser
 
 
