@@ -6,6 +6,7 @@ The code under test opens the slave path through pyserial exactly as it would op
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import time
@@ -30,10 +31,8 @@ class PtyPeer:
     def close(self) -> None:
         """Pull the cable: close both ends."""
         for fd in (self.master, self.slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.master = self.slave = -1
 
     def unplug(self) -> None:

@@ -34,7 +34,7 @@ def test_opens_a_pty_exclusively(peer: PtyPeer) -> None:
 
 
 def test_missing_device() -> None:
-    with pytest.raises(PortNotFound, match="no such port.*pos-sim ports"):
+    with pytest.raises(PortNotFound, match=r"no such port.*pos-sim ports"):
         open_port("/dev/ttyNOSUCHPORT9")
 
 
@@ -64,7 +64,7 @@ def test_not_a_serial_device(tmp_path: object) -> None:
 def test_permission_denied_says_how_to_fix_it(peer: PtyPeer) -> None:
     if os.geteuid() != 0:
         os.chmod(peer.path, 0)
-        with pytest.raises(PermissionDenied, match="dialout.*udev"):
+        with pytest.raises(PermissionDenied, match=r"dialout.*udev"):
             open_port(peer.path)
         return
     # root opens anything, so feed the mapping what pyserial raises for EACCES
