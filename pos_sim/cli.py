@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     p.set_defaults(func=_cmd_protocol)
 
-    from pos_sim import info_cmd
+    from pos_sim import info_cmd, ports_cmd
 
+    ports_cmd.add_parser(sub)
     info_cmd.add_parser(sub)
     return parser
 
