@@ -21,7 +21,6 @@ from tests.drivers.ptypeer import PtyPeer
 # a fast line so a lost answer costs ~70 ms, not ~700
 TIMINGS = LinkTimings(baud=1_000_000, response_base=0.05, inter_byte=0.03, keepalive_idle=3600)
 RESP = int(FrameFlag.RESPONSE)
-GOOD = ("answer", "duplicate")
 ACTIONS = ("answer", "lose", "hold", "corrupt", "duplicate", "late")
 
 
@@ -39,7 +38,7 @@ class LinkMachine(RuleBasedStateMachine):
         self.link = Link(open_port(self.peer.path, read_timeout=TIMINGS.read_slice), timings=TIMINGS).start()
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.page = 0
-        self.held: list[bytes] = []       # answers held back, to be released late
+        self.held: list[tuple[int, bytes]] = []   # (seq, answer) held back, to be released late
         self.expected_stale = 0
         self.expected_bad_crc = 0
 
@@ -48,23 +47,30 @@ class LinkMachine(RuleBasedStateMachine):
         self.pool.shutdown()
         self.peer.close()
 
-    def _play(self, action: str, seq: int) -> None:
+    def _play(self, action: str, seq: int) -> bool:
+        """Act on one send of the current request; True when it delivered a valid answer."""
         answer = page_answer(seq, self.page)
         if action == "answer":
             self.peer.write(answer)
-        elif action == "duplicate":
+            return True
+        if action == "duplicate":
             self.peer.write(answer + answer)
             self.expected_stale += 1          # the second copy finds no request waiting
-        elif action == "hold":
-            self.held.append(answer)
+            return True
+        if action == "hold":
+            self.held.append((seq, answer))
         elif action == "corrupt":
             damaged = bytearray(answer)
             damaged[9] ^= 0x10                # a payload bit: only the CRC can tell
             self.peer.write(bytes(damaged))
             self.expected_bad_crc += 1
         elif action == "late" and self.held:
-            self.peer.write(self.held.pop(0))
+            held_seq, held = self.held.pop(0)
+            self.peer.write(held)
+            if held_seq == seq:
+                return True                   # the first send's answer, late: still this request's own
             self.expected_stale += 1
+        return False
 
     @rule(actions=st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=5))
     def exchange(self, actions: list[str]) -> None:
@@ -74,14 +80,15 @@ class LinkMachine(RuleBasedStateMachine):
         sends = TIMINGS.retransmits + 1
         plan = (actions + ["lose"] * sends)[:sends]
         seq = None
+        answered = False
         for action in plan:
             frame = self.peer.expect_message(MessageType.EVENTLOG_READ, timeout=2)
             assert seq is None or frame.seq == seq, "a retransmit keeps its sequence number"
             seq = frame.seq
-            self._play(action, frame.seq)
-            if action in GOOD:
+            if self._play(action, frame.seq):
+                answered = True
                 break
-        if any(a in GOOD for a in plan):
+        if answered:
             msg = fut.result(timeout=5)
             assert msg.fields["page"] == page, f"request for page {page} completed by page {msg.fields['page']}"
         else:
@@ -92,7 +99,7 @@ class LinkMachine(RuleBasedStateMachine):
     @rule()
     def release_late_answer(self) -> None:
         if self.held:
-            self.peer.write(self.held.pop(0))
+            self.peer.write(self.held.pop(0)[1])
             self.expected_stale += 1
 
     @invariant()
