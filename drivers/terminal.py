@@ -167,6 +167,20 @@ class SelfTestRun:
         with self._cond:
             self._listeners.append(callback)
 
+    def poll(self) -> SelfTestResult | None:
+        """The result if it is in, None while the test runs; raises like :meth:`wait` when the
+        link broke or the terminal went silent mid-test."""
+        with self._cond:
+            if self.result is not None:
+                return self.result
+            err = self.terminal.link.error
+            if err is not None:
+                raise err
+            if time.monotonic() - self._last_heard > self.lost_after:
+                raise SelfTestLost(f"{self.component} self-test: no progress for "
+                                   f"{self.lost_after:.1f} s, the terminal stopped answering mid-test")
+            return None
+
     def wait(self, timeout: float | None = None) -> SelfTestResult:
         """Block until the result; raise if the terminal goes silent or the link breaks."""
         give_up = None if timeout is None else time.monotonic() + timeout

@@ -1,0 +1,401 @@
+"""The diagnostics engine: runs a plan of self-tests and turns what comes back into findings.
+
+A plan is an ordered list of components and the protocol plan to run on each.  Tests that need
+no person run concurrently (the terminal NAKs ``busy`` when it cannot, and the engine waits for
+one to finish); tests that may prompt a person run one at a time, so the technician is never
+asked to swipe a card and press keys at once.  Progress, prompts and results are reported to
+an ``on_update`` callback on the engine's own thread; prompts that need an answer go to a
+:class:`Prompter` (the CLI asks on the terminal, the TUI in a dialog).
+
+Findings carry the fault catalogue's classification (category, severity, what the merchant can
+do, whether a repair ticket is needed) in the chosen language.  A link that fails is reported
+as a *communication* finding with verdict ``error`` for the component it interrupted, never as
+a failed component.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from drivers.errors import (
+    DeviceDisconnected,
+    DriverError,
+    ProtocolViolation,
+    RequestRefused,
+    ResponseTimeout,
+    SelfTestLost,
+)
+from drivers.terminal import DeviceInfo, SelfTestProgress, SelfTestResult, SelfTestRun, Terminal
+from pos_sim import __version__
+from pos_sim.diagnostics.catalogue import Catalogue, FaultEntry, load_catalogue, normalize_language
+
+SCHEMA_VERSION = 1
+
+#: exit-status bits (DESIGN.md, smartctl's model)
+EXIT_USAGE, EXIT_OPEN, EXIT_COMMUNICATION = 1, 2, 4
+EXIT_FAILED, EXIT_WARNING, EXIT_LOCKED, EXIT_EVENT_LOG = 8, 16, 32, 64
+
+#: components whose full test may ask a person for something, so they run one at a time
+INTERACTIVE = ("screen", "keypad", "magstripe", "chip", "contactless", "printer", "scanner")
+CONFIRM_PROMPTS = ("confirm_pattern", "confirm_print")
+NATURAL_ORDER = ("system", "security", "power", "network", "screen", "keypad", "magstripe", "chip",
+                 "contactless", "printer", "scanner")
+#: after a fall: tamper first, then what the guides tell a merchant to check, the board last
+DROP_ORDER = ("security", "screen", "magstripe", "chip", "contactless", "keypad", "printer", "scanner",
+              "power", "network", "system")
+PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "full": ("full", NATURAL_ORDER),
+    "quick": ("quick", NATURAL_ORDER),
+    "drop": ("full", DROP_ORDER),
+}
+#: recovered link trouble worth telling the technician about (cable or interference)
+CRC_WARNING_THRESHOLD = 3
+
+
+class Prompter(Protocol):
+    """Where a running test's requests to the technician go."""
+
+    def show(self, component: str, prompt: str, text: str) -> None:
+        """Tell the technician what to do now (swipe, insert, press every key ...)."""
+
+    def confirm(self, component: str, prompt: str, text: str) -> bool:
+        """Ask the technician a yes/no question (does the test pattern look right?)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One component's verdict, classified and explained."""
+
+    component: str
+    verdict: str                      # pass, warn, fail, skipped, error
+    code: str | None                  # FaultCode name or host-side fault key; None on pass
+    code_value: int | None
+    category: str | None
+    severity: str | None
+    merchant_fixable: bool
+    repair_ticket: bool
+    message: str
+    advice: tuple[str, ...]
+    measurements: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+    duration_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        d = asdict(self)
+        d["advice"] = list(self.advice)
+        return d
+
+
+@dataclass
+class Update:
+    """What ``on_update`` receives: a test started, progressed, prompted, or finished."""
+
+    kind: str                         # started, progress, prompt, finished, info
+    component: str = ""
+    percent: int = 0
+    prompt: str = ""
+    text: str = ""
+    finding: Finding | None = None
+
+
+@dataclass
+class DiagnosticReport:
+    """Everything one diagnostic run found; what reports, JSON and the registry are made of."""
+
+    port: str
+    plan: str
+    lang: str
+    started_at: float
+    finished_at: float = 0.0
+    device: DeviceInfo | None = None
+    results: list[Finding] = field(default_factory=list)
+    communication: list[Finding] = field(default_factory=list)
+    event_log: list[dict[str, Any]] = field(default_factory=list)
+    link: dict[str, Any] = field(default_factory=dict)
+    verdict: str = "ok"
+    exit_status: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` object (docs/diagnostics.md documents every field)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "pos-sim", "version": __version__},
+            "port": self.port,
+            "plan": self.plan,
+            "lang": self.lang,
+            "started_at": round(self.started_at, 3),
+            "finished_at": round(self.finished_at, 3),
+            "device": self.device.as_dict() if self.device else None,
+            "results": [f.as_dict() for f in self.results],
+            "communication": [f.as_dict() for f in self.communication],
+            "event_log": self.event_log,
+            "link": self.link,
+            "verdict": self.verdict,
+            "exit_status": self.exit_status,
+        }
+
+
+class DiagnosticsEngine:
+    """Runs a plan on a connected :class:`Terminal`; see the module docstring."""
+
+    def __init__(self, terminal: Terminal, *, lang: str = "en", catalogue: Catalogue | None = None,
+                 prompter: Prompter | None = None, on_update: Callable[[Update], None] | None = None,
+                 port: str = "") -> None:
+        self.terminal = terminal
+        self.lang = normalize_language(lang)
+        self.catalogue = catalogue or load_catalogue()
+        self.prompter = prompter
+        self.on_update = on_update or (lambda u: None)
+        self.port = port or terminal.link.name
+        self._progress: queue.Queue[SelfTestProgress] = queue.Queue()
+        # the terminal repeats a prompt in every progress report: ask and show each once
+        self._asked: tuple[str, str] | None = None
+        self._shown: tuple[str, str] | None = None
+
+    # -- planning --------------------------------------------------------------------------
+
+    @staticmethod
+    def components_for(plan: str, fitted: Sequence[str], tests: Sequence[str] | None = None) -> list[str]:
+        """The components a plan runs, in order, limited to what is fitted (and to ``tests``)."""
+        if plan not in PLANS:
+            raise ValueError(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}")
+        order = PLANS[plan][1]
+        chosen = [c for c in order if c in fitted]
+        chosen += [c for c in fitted if c not in chosen]
+        if tests:
+            unknown = [t for t in tests if t not in fitted]
+            if unknown:
+                raise ValueError(f"not fitted on this terminal: {', '.join(unknown)}; "
+                                 f"fitted: {', '.join(fitted)}")
+            chosen = [c for c in chosen if c in tests]
+        return chosen
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self, plan: str = "full", tests: Sequence[str] | None = None,
+            interactive: bool = True) -> DiagnosticReport:
+        """Run the plan and return the report (never raises for what the terminal does)."""
+        report = DiagnosticReport(port=self.port, plan=plan, lang=self.lang, started_at=time.time())
+        hello = self.terminal.hello
+        try:
+            report.device = self.terminal.info()
+        except DriverError as exc:
+            report.communication.append(self._link_finding("link", exc))
+            return self._finish(report)
+        fitted = list(hello.components) if hello else list(NATURAL_ORDER)
+        components = self.components_for(plan, fitted, tests)
+        wire_plan = PLANS[plan][0]
+        person = interactive and wire_plan == "full"
+        alone = [c for c in components if person and c in INTERACTIVE]
+        together = [c for c in components if c not in alone]
+        broken = self._run_together(together, wire_plan, person, report)
+        for component in alone:
+            if broken:
+                report.results.append(self._not_run(component, broken))
+                continue
+            broken = self._run_together([component], wire_plan, person, report)
+        if not broken:
+            try:
+                report.event_log = [dict(e) for e in self.terminal.read_event_log()]
+            except DriverError as exc:
+                report.communication.append(self._link_finding("link", exc))
+        order = {c: i for i, c in enumerate(components)}
+        report.results.sort(key=lambda f: order.get(f.component, len(order)))
+        return self._finish(report)
+
+    def _run_together(self, components: list[str], wire_plan: str, person: bool,
+                      report: DiagnosticReport) -> DriverError | None:
+        """Run these tests concurrently (as far as the terminal allows); return a link failure."""
+        waiting = list(components)
+        running: dict[str, SelfTestRun] = {}
+        while waiting or running:
+            for component in list(waiting):
+                try:
+                    run = self.terminal.start_self_test(component, wire_plan, person)
+                except RequestRefused as exc:
+                    if exc.reason == "busy" and running:
+                        continue   # the terminal runs what it can; try again when one finishes
+                    waiting.remove(component)
+                    report.results.append(self._refused(component, exc))
+                    continue
+                except DriverError as exc:
+                    waiting.remove(component)
+                    return self._abandon(exc, component, waiting, running, report)
+                waiting.remove(component)
+                running[component] = run
+                run.on_progress(self._progress.put)
+                self.on_update(Update("started", component))
+            self._drain_progress()
+            for component, run in list(running.items()):
+                try:
+                    result = run.poll()
+                except DriverError as exc:
+                    del running[component]
+                    return self._abandon(exc, component, waiting, running, report)
+                if result is not None:
+                    del running[component]
+                    finding = self._finding(result)
+                    report.results.append(finding)
+                    self.on_update(Update("finished", component, 100, finding=finding))
+            if running and not self._progress.qsize():
+                time.sleep(0.01)
+        self._drain_progress()
+        return None
+
+    def _abandon(self, exc: DriverError, component: str, waiting: list[str],
+                 running: dict[str, SelfTestRun], report: DiagnosticReport) -> DriverError:
+        """The link failed during ``component``: it and everything pending become errors."""
+        report.communication.append(self._link_finding(component, exc))
+        first = self._error_finding(component, exc)
+        report.results.append(first)
+        self.on_update(Update("finished", component, finding=first))
+        for other in [*running, *waiting]:
+            f = self._not_run(other, exc)
+            report.results.append(f)
+            self.on_update(Update("finished", other, finding=f))
+        return exc
+
+    def _drain_progress(self) -> None:
+        while True:
+            try:
+                p = self._progress.get_nowait()
+            except queue.Empty:
+                return
+            self.on_update(Update("progress", p.component, p.percent, p.prompt))
+            if p.prompt in ("", "none"):
+                continue
+            text = self.catalogue.label("prompt", p.prompt, self.lang)
+            if p.prompt in CONFIRM_PROMPTS:
+                if self._asked == (p.component, p.prompt):
+                    continue
+                self._asked = (p.component, p.prompt)
+                accepted = self.prompter.confirm(p.component, p.prompt, text) if self.prompter else False
+                # a broken link is reported by the run's own poll(), with its component
+                with contextlib.suppress(DriverError):
+                    self.terminal.confirm(p.component, accepted)
+            elif self.prompter is not None and self._shown != (p.component, p.prompt):
+                self._shown = (p.component, p.prompt)
+                self.prompter.show(p.component, p.prompt, text)
+                self.on_update(Update("prompt", p.component, p.percent, p.prompt, text))
+
+    # -- findings --------------------------------------------------------------------------
+
+    def _finding(self, r: SelfTestResult) -> Finding:
+        verdict = self.catalogue.verdict_for(r.outcome)
+        code = r.code
+        if code in ("none", 0) or verdict == "pass":
+            label = self.catalogue.label("verdict", verdict, self.lang)
+            return Finding(r.component, verdict, None, None, None, None, False, False,
+                           _with_note(label, verdict, r, self.catalogue, self.lang), (),
+                           r.measurements, r.note, r.duration_ms)
+        entry = self.catalogue.fault(code if isinstance(code, int | str) else int(code))
+        return self._from_entry(r.component, verdict, entry, r.measurements, r.note, r.duration_ms)
+
+    def _from_entry(self, component: str, verdict: str, entry: FaultEntry, measurements: dict[str, int] | None = None,
+                    note: str = "", duration_ms: int = 0) -> Finding:
+        return Finding(component, verdict, entry.key, entry.code, str(entry.category), str(entry.severity),
+                       entry.merchant_fixable, entry.repair_ticket, entry.message(self.lang),
+                       entry.advice(self.lang), measurements or {}, note, duration_ms)
+
+    def _link_finding(self, component: str, exc: DriverError) -> Finding:
+        entry = self.catalogue.fault(_host_fault_key(exc, self.terminal))
+        f = self._from_entry(component, "error", entry)
+        return Finding(**{**asdict(f), "note": str(exc), "advice": f.advice})
+
+    def _error_finding(self, component: str, exc: DriverError) -> Finding:
+        """The component interrupted by a link failure: verdict error, category communication."""
+        return self._link_finding(component, exc)
+
+    def _not_run(self, component: str, exc: DriverError) -> Finding:
+        label = self.catalogue.label("verdict", "error", self.lang)
+        return Finding(component, "error", None, None, "communication", None, False, False,
+                       f"{label}: {self.catalogue.fault(_host_fault_key(exc, self.terminal)).message(self.lang)}",
+                       (), {}, "not run: the link failed before this test")
+
+    def _refused(self, component: str, exc: RequestRefused) -> Finding:
+        entry = self.catalogue.fault("link_refused")
+        f = self._from_entry(component, "error", entry)
+        return Finding(**{**asdict(f), "note": str(exc), "advice": f.advice})
+
+    # -- verdict ---------------------------------------------------------------------------
+
+    def _finish(self, report: DiagnosticReport) -> DiagnosticReport:
+        stats = self.terminal.link.stats
+        deframer = self.terminal.link.deframer.stats
+        report.link = {**stats.as_dict(), "deframer": deframer.as_dict()}
+        if deframer.bad_crc >= CRC_WARNING_THRESHOLD and not report.communication:
+            entry = self.catalogue.fault("link_crc_errors")
+            f = self._from_entry("link", "warn", entry)
+            report.communication.append(Finding(**{**asdict(f), "advice": f.advice,
+                                                   "note": f"{deframer.bad_crc} corrupted frames, "
+                                                           f"{stats.retransmits} retransmits"}))
+        report.finished_at = time.time()
+        report.exit_status = exit_status(report)
+        report.verdict = overall_verdict(report.exit_status)
+        return report
+
+
+def exit_status(report: DiagnosticReport) -> int:
+    """The exit-status bitmask of DESIGN.md for a report."""
+    status = 0
+    for f in report.results:
+        if f.verdict == "fail":
+            if f.category == "security":
+                status |= EXIT_LOCKED | EXIT_FAILED
+            elif f.merchant_fixable:
+                status |= EXIT_WARNING
+            else:
+                status |= EXIT_FAILED
+        elif f.verdict == "warn":
+            status |= EXIT_WARNING
+    for f in report.communication:
+        status |= EXIT_COMMUNICATION if f.verdict == "error" else EXIT_WARNING
+    if report.device is not None and report.device.lifecycle == "locked":
+        status |= EXIT_LOCKED
+    if any(str(e.get("severity")) in ("error", "critical") for e in report.event_log):
+        status |= EXIT_EVENT_LOG
+    return status
+
+
+def overall_verdict(status: int) -> str:
+    """ok, needs_attention (the merchant can fix it), needs_repair, or locked (tamper)."""
+    if status & EXIT_LOCKED:
+        return "locked"
+    if status & EXIT_FAILED:
+        return "needs_repair"
+    if status & (EXIT_WARNING | EXIT_COMMUNICATION):
+        return "needs_attention"
+    return "ok"
+
+
+def _host_fault_key(exc: DriverError, terminal: Terminal) -> str:
+    """Which host-side catalogue entry a driver error is."""
+    text = str(exc)
+    if isinstance(exc, DeviceDisconnected):
+        return "link_disconnected"
+    if isinstance(exc, SelfTestLost):
+        return "selftest_lost"
+    if isinstance(exc, RequestRefused):
+        return "link_refused"
+    if isinstance(exc, ProtocolViolation):
+        return "link_protocol"
+    if isinstance(exc, ResponseTimeout):
+        if "echoes" in text:
+            return "link_echo"
+        if "not frames" in text:
+            return "link_garbage"
+        return "link_timeout"
+    return "link_protocol"
+
+
+def _with_note(label: str, verdict: str, r: SelfTestResult, cat: Catalogue, lang: str) -> str:
+    skipped = r.measurements.get("checks_skipped", 0)
+    if verdict == "skipped" and skipped:
+        return f"{label} ({cat.label('measurement', 'checks_skipped', lang)}: {skipped})"
+    return label
