@@ -15,12 +15,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pos_sim import __version__
+from pos_sim.errors import UsageError
 
 EXIT_USAGE = 1
-
-
-class UsageError(Exception):
-    """The command line is wrong (exit status 1)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     p.set_defaults(func=_cmd_protocol)
 
-    from pos_sim import info_cmd, ports_cmd
+    from pos_sim import diag_cmd, info_cmd, ports_cmd
+    from pos_sim.emulator import cli as emulate_cmd
 
     ports_cmd.add_parser(sub)
     info_cmd.add_parser(sub)
+    diag_cmd.add_parser(sub)
+    emulate_cmd.add_parser(sub)
     return parser
 
 

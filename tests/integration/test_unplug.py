@@ -1,0 +1,81 @@
+"""Pull the cable at every byte offset of one full self-test exchange.
+
+The emulator closes its side of the pty after exactly k bytes have crossed the line, for every
+k from 0 to the length of the exchange.  Each time the driver must raise DeviceDisconnected
+within the response timeout plus 0.5 s, leave no thread behind, and keep every result that was
+complete before the cut.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from drivers.errors import DeviceDisconnected
+from drivers.link import LinkTimings
+from drivers.terminal import SelfTestResult, Terminal
+from pos_sim.emulator import EmulatorServer, load_scenario
+
+TIMINGS = LinkTimings(keepalive_idle=3600)
+COMPONENTS = ("power", "security", "system")
+SCENARIO = load_scenario("healthy")
+
+
+def exchange(term: Terminal, done: list[SelfTestResult]) -> None:
+    for component in COMPONENTS:
+        done.append(term.run_self_test(component, "quick", timeout=10))
+
+
+def line_bytes(server: EmulatorServer) -> int:
+    s = server.stats
+    return s.bytes_in + s.bytes_out
+
+
+def settle(server: EmulatorServer, term: Terminal) -> None:
+    """Wait until the last ACK has crossed the line (the host sends it after the result)."""
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline and line_bytes(server) < term.link.stats.bytes_in + term.link.stats.bytes_out:
+        time.sleep(0.005)
+
+
+def test_unplug_at_every_byte_offset() -> None:
+    baseline = threading.active_count()
+    with (EmulatorServer(SCENARIO, speed=float("inf")) as server,
+          Terminal.open(server.serve_pty(), timings=TIMINGS) as term):
+        start = line_bytes(server)
+        reference: list[SelfTestResult] = []
+        exchange(term, reference)
+        settle(server, term)
+        total = line_bytes(server) - start
+    assert [r.outcome for r in reference] == ["passed"] * len(COMPONENTS)
+    assert total > 100
+
+    bound = TIMINGS.response_timeout + 0.5 + TIMINGS.line_time(total)
+    cut_mid_exchange = 0
+    for k in range(total):
+        with EmulatorServer(SCENARIO, speed=float("inf")) as server:
+            term = Terminal.open(server.serve_pty(), timings=TIMINGS)
+            try:
+                server.unplug_after_bytes(k) if k else server.unplug()
+                done: list[SelfTestResult] = []
+                t0 = time.monotonic()
+                try:
+                    exchange(term, done)
+                except DeviceDisconnected:
+                    cut_mid_exchange += 1
+                    assert time.monotonic() - t0 <= bound, f"cut at byte {k}: noticed too late"
+                    assert isinstance(term.link.error, DeviceDisconnected)
+                else:
+                    # the cut fell on the very last bytes (our final ACK): every result arrived
+                    assert k >= total - 11, f"cut at byte {k} of {total} went unnoticed"
+                # what completed before the cut is kept, intact
+                assert [(r.component, r.outcome, r.code) for r in done] == [
+                    (r.component, r.outcome, r.code) for r in reference[:len(done)]]
+                assert {r.component for r in done} <= set(term.results)
+                by_component = {r.component: r for r in reference}
+                for component, kept in term.results.items():
+                    assert (kept.outcome, kept.code) == (by_component[component].outcome, by_component[component].code)
+            finally:
+                term.close()
+        assert threading.active_count() == baseline, f"cut at byte {k}: a thread was left behind"
+    assert cut_mid_exchange >= total - 11
