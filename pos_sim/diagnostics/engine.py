@@ -53,8 +53,11 @@ PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
     "quick": ("quick", NATURAL_ORDER),
     "drop": ("full", DROP_ORDER),
 }
-#: recovered link trouble worth telling the technician about (cable or interference)
-CRC_WARNING_THRESHOLD = 3
+#: recovered link trouble worth telling the technician about: on a sound cable there is none
+CRC_WARNING_THRESHOLD = 1
+#: a test whose request or events were lost on a bad line is run once more before it counts as
+#: a communication failure (a pulled cable is not retried: that needs the technician)
+RETRIES = 1
 
 
 class Prompter(Protocol):
@@ -214,6 +217,7 @@ class DiagnosticsEngine:
         """Run these tests concurrently (as far as the terminal allows); return a link failure."""
         waiting = list(components)
         running: dict[str, SelfTestRun] = {}
+        retries = dict.fromkeys(components, RETRIES)
         while waiting or running:
             for component in list(waiting):
                 try:
@@ -225,6 +229,8 @@ class DiagnosticsEngine:
                     report.results.append(self._refused(component, exc))
                     continue
                 except DriverError as exc:
+                    if self._retry(exc, component, retries):
+                        continue
                     waiting.remove(component)
                     return self._abandon(exc, component, waiting, running, report)
                 waiting.remove(component)
@@ -237,6 +243,9 @@ class DiagnosticsEngine:
                     result = run.poll()
                 except DriverError as exc:
                     del running[component]
+                    if self._retry(exc, component, retries):
+                        waiting.append(component)
+                        continue
                     return self._abandon(exc, component, waiting, running, report)
                 if result is not None:
                     del running[component]
@@ -248,14 +257,26 @@ class DiagnosticsEngine:
         self._drain_progress()
         return None
 
+    def _retry(self, exc: DriverError, component: str, retries: dict[str, int]) -> bool:
+        """Whether to run ``component`` again after ``exc`` (lost on the line, link still up)."""
+        # a test that went silent mid-way is a hung terminal, not a lost frame: no retry
+        if (not isinstance(exc, ResponseTimeout) or isinstance(exc, SelfTestLost)
+                or self.terminal.link.error is not None or retries[component] <= 0):
+            return False
+        retries[component] -= 1
+        self.on_update(Update("info", component, text=f"retrying after: {exc}"))
+        return True
+
     def _abandon(self, exc: DriverError, component: str, waiting: list[str],
                  running: dict[str, SelfTestRun], report: DiagnosticReport) -> DriverError:
         """The link failed during ``component``: it and everything pending become errors."""
-        report.communication.append(self._link_finding(component, exc))
-        first = self._error_finding(component, exc)
-        report.results.append(first)
-        self.on_update(Update("finished", component, finding=first))
-        for other in [*running, *waiting]:
+        report.communication.append(self._link_finding("link", exc))
+        # every test still running was cut off by the same failure
+        for interrupted in [component, *running]:
+            f = self._error_finding(interrupted, exc)
+            report.results.append(f)
+            self.on_update(Update("finished", interrupted, finding=f))
+        for other in waiting:
             f = self._not_run(other, exc)
             report.results.append(f)
             self.on_update(Update("finished", other, finding=f))
@@ -299,7 +320,7 @@ class DiagnosticsEngine:
 
     def _from_entry(self, component: str, verdict: str, entry: FaultEntry, measurements: dict[str, int] | None = None,
                     note: str = "", duration_ms: int = 0) -> Finding:
-        return Finding(component, verdict, entry.key, entry.code, str(entry.category), str(entry.severity),
+        return Finding(component, verdict, entry.key, entry.code, str(entry.category), entry.severity.name,
                        entry.merchant_fixable, entry.repair_ticket, entry.message(self.lang),
                        entry.advice(self.lang), measurements or {}, note, duration_ms)
 
