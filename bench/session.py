@@ -80,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         bound = nbytes / bps
         ratios[name] = wall / bound
         print(f"{name:<12}{wall * 1e3:>9.1f}{nbytes:>8}{bound * 1e3:>10.1f}{ratios[name]:>8.3f}{samples[0][2]:>9}")
-    best = min(ratios, key=lambda k: ratios[k])
     print()
-    print(f"overhead_ratio={ratios['sequential']:.3f}  (sequential; concurrent {ratios['concurrent']:.3f}; "
-          f"target ≤ {TARGET}: {'met' if ratios[best] <= TARGET else 'MISSED'} by the {best} plan)")
+    seq = ratios["sequential"]
+    print(f"overhead_ratio={seq:.3f}  (sequential, the stricter; concurrent {ratios['concurrent']:.3f}: "
+          "the line carries both directions at once)")
+    print(f"target: overhead_ratio ≤ {TARGET} ({'met' if seq <= TARGET else 'MISSED'})")
     return 0
 
 
