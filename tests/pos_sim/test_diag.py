@@ -162,3 +162,46 @@ def test_report_files_carry_the_verdict(tmp_path: Path) -> None:
         assert r.returncode == 16, r.stderr
         text = out.read_text().replace("\\_", "_")   # Markdown escapes underscores
         assert "SP0000789" in text and "paper_end" in text
+
+
+def test_permission_denied_is_exit_2_and_says_how_to_fix_it() -> None:
+    """The real kernel refusal: the CLI runs in a forked child without the right to the port
+    (as nobody when the suite runs as root; root opens anything)."""
+    from pos_sim.cli import build_parser, main
+    from pos_sim.diagnostics.catalogue import load_catalogue
+    from pos_sim.ports import register_url_schemes
+    from tests.drivers.ptypeer import PtyPeer
+
+    # everything the command imports lazily is imported now: nobody cannot read root's Python
+    build_parser()
+    load_catalogue()
+    register_url_schemes()
+    peer = PtyPeer()
+    os.chmod(peer.path, 0o600 if os.geteuid() == 0 else 0)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: become nobody, run the command line, report through the pipe
+        try:
+            sys.stderr = os.fdopen(write_end, "w", buffering=1)   # pytest's capture is not fd 2
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            code = main(["diag", peer.path, "--non-interactive"])
+            sys.stderr.flush()
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 99
+        os._exit(code)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as err:
+            stderr = err.read()
+        _, status = os.waitpid(pid, 0)
+    finally:
+        peer.close()
+    assert os.waitstatus_to_exitcode(status) == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "permission denied" in lines[0] and "dialout" in lines[0] and "udev" in lines[0]
