@@ -242,11 +242,13 @@ class Terminal:
             term.deadline = time.monotonic() + timeout
         link.start()
         if connect:
+            connected = False
             try:
                 term.connect()
-            except BaseException:
-                term.close()
-                raise
+                connected = True
+            finally:
+                if not connected:   # whatever went wrong, the port and the thread go with it
+                    term.close()
         return term
 
     def __enter__(self) -> Terminal:

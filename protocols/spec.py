@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from construct import Bytes, Construct, Enum, Flag, FormatField, Rebuild, Struct, Switch
+from construct import Bytes, Construct, Enum, Flag, FormatField, Rebuild, SizeofError, Struct, Switch
 
 from protocols.auth import lifecycle_args, lifecycle_mac
 from protocols.codes import ALL_ENUMS, CodeEnum, FrameFlag
@@ -85,7 +85,7 @@ def fixed_size(c: Construct) -> int | None:
     if isinstance(c, (FormatField, Enum, Bytes)) or c is Flag:
         try:
             return int(c.sizeof())
-        except Exception:
+        except SizeofError:   # a length that depends on another field
             return None
     return None
 
