@@ -43,6 +43,7 @@ from protocols import (
     Message,
     MessageType,
     ProtocolError,
+    decode_frame,
     decode_message,
     encode_frame,
     encode_payload,
@@ -317,7 +318,7 @@ class Link:
             self.stats.bytes_out += len(data)
             self._last_activity = time.monotonic()
             if self.on_frame is not None:
-                self.on_frame("out", _frame_of(data))
+                self.on_frame("out", decode_frame(data))
 
     def _send(self, msg_type: MessageType, seq: int, flags: int, fields: dict[str, Any] | None = None) -> None:
         with self._lock:
@@ -444,12 +445,6 @@ class Link:
             p = self._pending
             if p is not None:
                 self._finish(p, error=err)
-
-
-def _frame_of(data: bytes) -> Frame:
-    from protocols import decode_frame
-
-    return decode_frame(data)
 
 
 def _os_words(exc: BaseException) -> str:
