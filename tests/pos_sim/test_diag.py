@@ -65,7 +65,10 @@ def test_flaky_link_passes_with_a_cable_warning() -> None:
     assert report["link"]["retransmits"] > 0 or report["link"]["deframer"]["bad_crc"] > 0
     codes = {f["code"] for f in report["communication"]}
     assert codes & {"link_crc_errors", "link_timeout", "selftest_lost"}
-    assert report["verdict"] == "needs_attention" and report["exit_status"] & 16
+    # usually every test gets through on retransmits and the cable gets a warning (16); on an
+    # unlucky run a test is lost even after its retry: communication (4), never a failed part
+    assert report["verdict"] == "needs_attention" and report["exit_status"] & (16 | 4)
+    assert not report["exit_status"] & 8
 
 
 def test_chinese_output_and_repair_ticket() -> None:
