@@ -57,6 +57,8 @@ def add_parser(sub: Any) -> None:
                    help="never ask the technician; checks that need a person are reported as skipped")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"give up if the terminal does not answer within S seconds (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--capture", metavar="FILE",
+                   help="record every byte of the session to FILE (FILE.gz compressed); see docs/capture-format.md")
     p.set_defaults(func=run)
 
 
@@ -111,7 +113,13 @@ def run(args: argparse.Namespace) -> int:
     paint = _colour(progress_out.isatty() and "NO_COLOR" not in os.environ)
 
     try:
-        term = Terminal.open(args.port, timeout=args.timeout)
+        if getattr(args, "capture", None):
+            from drivers.capture import open_terminal
+
+            term = open_terminal(args.port, args.capture, timeout=args.timeout,
+                                 extra={"plan": args.plan, "tests": tests, "interactive": interactive})
+        else:
+            term = Terminal.open(args.port, timeout=args.timeout)
     except DriverError as exc:
         return _fail(args, exc, lang, catalogue)
     with term:
@@ -139,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
             plan_name = catalogue.label("plan", args.plan, lang)
             print(f"{plan_name} · {args.port}", file=progress_out, flush=True)
         report = engine.run(args.plan, tests, interactive=interactive)
+        mismatch = getattr(getattr(term.link.port, "player", None), "mismatch", None)   # replay://
+        if mismatch is not None:
+            print(f"pos-sim diag: {mismatch}", file=sys.stderr)
 
     if args.report:
         from pos_sim.reports import write_report

@@ -1,12 +1,13 @@
-"""Port URLs the application adds to pyserial (``emu://`` for the built-in emulator)."""
+"""Port URLs the application adds to pyserial: ``emu://`` (the built-in emulator) and
+``replay://`` (a recorded capture served as a terminal)."""
 
 from __future__ import annotations
+
+from pos_sim import replay
+from pos_sim.emulator import register_url_scheme as register_emu
 
 
 def register_url_schemes() -> None:
     """Make ``serial.serial_for_url`` know our schemes; safe to call more than once."""
-    try:
-        from pos_sim.emulator import register_url_scheme
-    except ImportError:  # the emulator package is optional for the rest of the tool
-        return
-    register_url_scheme()
+    register_emu()
+    replay.register_url_scheme()

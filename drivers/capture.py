@@ -1,0 +1,727 @@
+"""Captures: every byte both ways with a timestamp, as diffable text (docs/capture-format.md).
+
+* :class:`CaptureWriter` streams a capture to disk line by line (constant memory, flushed
+  periodically, gzip when the name ends in ``.gz``) and masks card numbers before writing.
+* :func:`read_capture` / :class:`CaptureReader` read one back as a generator; a file cut off by
+  a killed process reads up to its last complete line and says so (``torn``, ``complete``).
+* :class:`CaptureTap` wraps an open port the way pyserial's ``spy://`` does: every byte read and
+  written passes through unchanged and is recorded.
+* :func:`open_terminal` is :meth:`drivers.terminal.Terminal.open` with a tap on the port.
+
+The format records raw bytes, never decoded frames, so corruption and resync replay exactly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
+
+from drivers.errors import DriverError
+from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame
+from protocols.framing import OVERHEAD, SYNC
+from protocols.messages import jsonable
+
+if TYPE_CHECKING:
+    from drivers.link import LinkTimings
+    from drivers.terminal import Terminal
+
+FORMAT_VERSION = 1
+MAGIC = "# pos-sim capture"
+#: host -> terminal and terminal -> host, as written on each chunk line
+HOST_TO_TERMINAL = ">"
+TERMINAL_TO_HOST = "<"
+DIRECTIONS = (HOST_TO_TERMINAL, TERMINAL_TO_HOST)
+#: a chunk longer than this is written as several lines with the same timestamp
+LINE_BYTES = 64
+#: the writer flushes at least this often (seconds) and on every close
+FLUSH_INTERVAL = 0.5
+#: card-number runs: this many ASCII digits, Luhn-valid, keep the first 6 and last 4
+PAN_MIN, PAN_MAX, PAN_KEEP_FIRST, PAN_KEEP_LAST = 13, 19, 6, 4
+#: first digits of payment-card numbers (ISO/IEC 7812 major industry identifiers 2-6: Mastercard
+#: 2-series, Amex/JCB/Diners, Visa, Mastercard/Maestro, Discover/UnionPay).  Merchant IDs (the
+#: UnionPay ones start with 898) and other long numbers that happen to pass Luhn are not masked:
+#: masking them would corrupt frames the replay needs intact.
+PAN_FIRST_DIGITS = b"23456"
+
+#: the note a tap writes when the port broke under a read (its value: what the port said)
+DISCONNECTED = "disconnected"
+#: the note with the terminal's identity (INFO_REPLY's fields)
+DEVICE = "device"
+
+_DIGITS = re.compile(rb"[0-9]+")
+_NOTE_LINE = re.compile(r"^@ (\d+\.\d{6}) ([a-z_][a-z0-9_]*) (.*)$")
+_END_LINE = re.compile(r"^= (\d+\.\d{6}) end$")
+_HEADER_LINE = re.compile(r"^# ([a-z_]+): (.*)$")
+
+
+class CaptureError(DriverError):
+    """A capture file cannot be read or written (not a capture, a bad line, disk full)."""
+
+    exit_code = 1
+
+
+def tool_version() -> str:
+    """``pos-sim X.Y.Z`` as installed, for the header."""
+    try:
+        return f"pos-sim {version('pos-sim')}"
+    except PackageNotFoundError:
+        return "pos-sim 0.0.0+source"
+
+
+# -- card numbers --------------------------------------------------------------------------
+
+
+def luhn_valid(digits: bytes) -> bool:
+    """True when the ASCII digits pass the Luhn check (as card numbers do)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ch - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def mask_pan_run(run: bytes) -> bytes:
+    """``run`` with every digit but the first 6 and last 4 replaced by ``*``."""
+    return run[:PAN_KEEP_FIRST] + b"*" * (len(run) - PAN_KEEP_FIRST - PAN_KEEP_LAST) + run[-PAN_KEEP_LAST:]
+
+
+def mask_card_numbers(data: bytes, *, lead: int = 0) -> bytes:
+    """Mask every maximal run of 13-19 ASCII digits in ``data`` that starts 2-6 and passes Luhn.
+
+    ``lead`` is the length of a digit run that ends just before ``data`` (already written): a
+    run at the start of ``data`` continues it, and counts with it.
+    """
+    if not data or _DIGITS.search(data) is None:
+        return data
+    out = bytearray(data)
+    for m in _DIGITS.finditer(data):
+        start, end = m.span()
+        extra = lead if start == 0 else 0
+        run = m.group()
+        if extra == 0 and PAN_MIN <= end - start <= PAN_MAX and run[0] in PAN_FIRST_DIGITS and luhn_valid(run):
+            out[start:end] = mask_pan_run(run)
+    return bytes(out)
+
+
+def _trailing_digits(data: bytes) -> int:
+    n = len(data)
+    i = n
+    while i > 0 and 48 <= data[i - 1] <= 57:
+        i -= 1
+    return n - i
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaptureHeader:
+    """What a capture says about itself before its first chunk."""
+
+    format_version: int = FORMAT_VERSION
+    tool: str = field(default_factory=tool_version)
+    port: str = ""
+    baud: int = 0
+    started: str = ""
+    #: any further ``# key: value`` lines (JSON values), kept as read
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """The header as text lines (without newlines)."""
+        out = [f"{MAGIC} {self.format_version}",
+               f"# tool: {json.dumps(self.tool)}",
+               f"# port: {json.dumps(self.port)}",
+               f"# baud: {json.dumps(self.baud)}",
+               f"# started: {json.dumps(self.started)}"]
+        out += [f"# {k}: {json.dumps(v, sort_keys=True)}" for k, v in self.extra.items()]
+        return out
+
+
+class Chunk(NamedTuple):
+    """Bytes that went one way at one moment: ``direction`` is ``>`` (host to terminal) or ``<``."""
+
+    direction: str
+    time: float
+    data: bytes
+
+
+class Note(NamedTuple):
+    """Something learnt during the capture, e.g. ``device``: the terminal's identity."""
+
+    time: float
+    key: str
+    value: Any
+
+
+Record = Chunk | Note
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _open_text(path: Path, mode: str) -> IO[str]:
+    if path.name.endswith(".gz"):
+        # mtime=0 keeps a gzip capture reproducible byte for byte
+        raw = gzip.GzipFile(filename=str(path), mode=mode.replace("t", "") + "b", mtime=0)
+        return io.TextIOWrapper(raw, encoding="ascii", newline="\n")
+    return open(path, mode, encoding="ascii", newline="\n")  # closed by the owner
+
+
+class CaptureWriter:
+    """Streams a capture to ``path``; safe to call from several threads.  Use as a context manager.
+
+    Card numbers are masked per direction before they are written.  To mask a number split
+    over two reads, a trailing run of at most 19 digits is held back until the next chunk of
+    the same direction (or any chunk of the other direction, a note, or close) shows where the
+    run ends; it is then written with its own timestamp, so chunk boundaries and order stay as
+    they were.
+    """
+
+    def __init__(self, path: str | Path, *, port: str = "", baud: int = 0, tool: str | None = None,
+                 extra: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path)
+        self.header = CaptureHeader(tool=tool or tool_version(), port=port, baud=baud,
+                                    started=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                                    extra=dict(extra or {}))
+        self._clock = clock
+        self._t0 = clock()
+        self._lock = threading.Lock()
+        try:
+            self._out: IO[str] | None = _open_text(self.path, "wt")
+        except OSError as exc:
+            raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+        self._held: dict[str, list[tuple[float, bytes]]] = {d: [] for d in DIRECTIONS}
+        self._lead: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
+        self._last_flush = clock()
+        self.bytes_recorded = {d: 0 for d in DIRECTIONS}
+        self._write_lines(self.header.lines())
+        self._flush()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._out is None
+
+    def elapsed(self) -> float:
+        """Seconds since the capture started (its time base)."""
+        return self._clock() - self._t0
+
+    def record(self, direction: str, data: bytes, at: float | None = None) -> None:
+        """Record bytes that went ``direction`` (``>`` or ``<``) now (or ``at`` seconds in)."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be '>' or '<', not {direction!r}")
+        if not data:
+            return
+        with self._lock:
+            if self._out is None:
+                return
+            t = self.elapsed() if at is None else at
+            self.bytes_recorded[direction] += len(data)
+            other = TERMINAL_TO_HOST if direction == HOST_TO_TERMINAL else HOST_TO_TERMINAL
+            self._release(other)
+            held = self._held[direction]
+            held.append((t, bytes(data)))
+            combined = b"".join(d for _, d in held)
+            tail = _trailing_digits(combined)
+            if tail == len(combined):
+                tail += self._lead[direction]
+            # a short trailing run may still become a card number: hold it back
+            keep = min(tail, len(combined)) if 0 < tail <= PAN_MAX else 0
+            self._emit(direction, combined, keep)
+            self._maybe_flush()
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a fact (``device``: the identity) with the current time."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", key):
+            raise ValueError(f"note key must be lower_case, not {key!r}")
+        with self._lock:
+            if self._out is None:
+                return
+            for d in DIRECTIONS:
+                self._release(d)
+            text = json.dumps(jsonable(value), sort_keys=True, ensure_ascii=True)
+            self._write_lines([f"@ {self.elapsed():.6f} {key} {text}"])
+            self._flush()
+
+    def flush(self) -> None:
+        """Write everything recorded so far to the file (held digits excepted)."""
+        with self._lock:
+            self._flush()
+
+    def close(self) -> None:
+        """Write what is held, the end line, and close the file (once)."""
+        with self._lock:
+            if self._out is None:
+                return
+            for d in DIRECTIONS:
+                self._release(d)
+            self._write_lines([f"= {self.elapsed():.6f} end"])
+            out, self._out = self._out, None
+            try:
+                out.close()
+            except OSError as exc:
+                raise CaptureError(f"{self.path}: cannot finish the capture: {exc.strerror or exc}") from exc
+
+    # -- inside the lock ---------------------------------------------------------------------
+
+    def _release(self, direction: str) -> None:
+        """The held run is complete: mask it as it stands and write it."""
+        held = self._held[direction]
+        if held:
+            combined = b"".join(d for _, d in held)
+            self._emit(direction, combined, 0)
+
+    def _emit(self, direction: str, combined: bytes, keep: int) -> None:
+        held = self._held[direction]
+        lead = self._lead[direction]
+        if keep == len(combined):
+            return   # all of it may still be part of a card number
+        masked = mask_card_numbers(combined[: len(combined) - keep] if keep else combined, lead=lead)
+        if keep:
+            # the kept run is masked later, with what follows it; the written part ends before it
+            masked = masked[: len(combined) - keep]
+        written = len(masked)
+        lines: list[str] = []
+        pos = 0
+        rest: list[tuple[float, bytes]] = []
+        for t, data in held:
+            n = len(data)
+            if pos + n <= written:
+                lines += _chunk_lines(direction, t, masked[pos: pos + n])
+            elif pos < written:
+                lines += _chunk_lines(direction, t, masked[pos:written])
+                rest.append((t, data[written - pos:]))
+            else:
+                rest.append((t, data))
+            pos += n
+        self._held[direction] = rest
+        tail = _trailing_digits(combined[:written])
+        self._lead[direction] = tail + (lead if tail == written else 0)
+        self._write_lines(lines)
+
+    def _write_lines(self, lines: list[str]) -> None:
+        if not lines or self._out is None:
+            return
+        try:
+            self._out.write("\n".join(lines) + "\n")
+        except OSError as exc:
+            raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+
+    def _maybe_flush(self) -> None:
+        if self._clock() - self._last_flush >= FLUSH_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._out is not None:
+            try:
+                self._out.flush()
+            except OSError as exc:
+                raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+            self._last_flush = self._clock()
+
+
+def _chunk_lines(direction: str, t: float, data: bytes) -> list[str]:
+    stamp = f"{t:.6f}"
+    return [f"{direction} {stamp} {data[i: i + LINE_BYTES].hex()}" for i in range(0, len(data), LINE_BYTES)]
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+class CaptureReader:
+    """Reads a capture as a stream of :class:`Chunk` and :class:`Note` (iterate once).
+
+    After iteration: ``complete`` is True when the end line was read (the recorder closed the
+    file); ``torn`` is True when the last line was cut off (a killed recorder), and ``problem``
+    says what was wrong in one line.  Any other bad line raises :class:`CaptureError`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.complete = False
+        self.torn = False
+        self.problem = ""
+        self.end_time: float | None = None
+        self.lines_read = 0
+        try:
+            self._file: IO[str] | None = _open_text(self.path, "rt")
+            first = self._file.readline()
+        except FileNotFoundError:
+            self.close()
+            raise CaptureError(f"{self.path}: no such file") from None
+        except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+            self.close()
+            raise CaptureError(f"{self.path}: not a readable capture ({exc})") from exc
+        if not first.startswith(MAGIC + " "):
+            self.close()
+            raise CaptureError(f"{self.path}: not a pos-sim capture (it does not start with {MAGIC!r})")
+        try:
+            fmt = int(first[len(MAGIC):].strip())
+        except ValueError:
+            self.close()
+            raise CaptureError(f"{self.path}: bad first line {first.strip()!r}") from None
+        if fmt != FORMAT_VERSION:
+            self.close()
+            raise CaptureError(f"{self.path}: capture format {fmt}, this tool reads format {FORMAT_VERSION}")
+        self.lines_read = 1
+        values: dict[str, Any] = {}
+        self._pending: str | None = None
+        assert self._file is not None
+        while True:
+            line = self._readline()
+            if line is None:
+                break
+            m = _HEADER_LINE.match(line.rstrip("\n"))
+            if not m:
+                self._pending = line
+                break
+            try:
+                values[m.group(1)] = json.loads(m.group(2))
+            except json.JSONDecodeError:
+                raise CaptureError(f"{self.path}:{self.lines_read}: bad header value {m.group(2)!r}") from None
+        self.header = CaptureHeader(
+            format_version=fmt, tool=str(values.pop("tool", "")), port=str(values.pop("port", "")),
+            baud=int(values.pop("baud", 0) or 0), started=str(values.pop("started", "")), extra=values)
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        f, self._file = getattr(self, "_file", None), None
+        if f is not None:
+            f.close()
+
+    def _readline(self) -> str | None:
+        """The next line, or None at the end (a cut-off gzip stream counts as the end, torn)."""
+        if self._file is None:
+            return None
+        try:
+            line = self._file.readline()
+        except EOFError:
+            self.torn = True
+            self.problem = "the compressed stream was cut off (the recorder was killed?)"
+            return None
+        except (OSError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+            raise CaptureError(f"{self.path}:{self.lines_read + 1}: unreadable: {exc}") from exc
+        if not line:
+            return None
+        self.lines_read += 1
+        return line
+
+    def __iter__(self) -> Iterator[Record]:
+        line = self._pending
+        self._pending = None
+        if line is None:
+            line = self._readline()
+        while line is not None:
+            if not line.endswith("\n"):
+                # every line is written whole with its newline: one without was cut off
+                self.torn = True
+                self.problem = f"line {self.lines_read} was cut off (the recorder was killed?)"
+                break
+            text = line.rstrip("\n")
+            record = self._parse(text)
+            if record is not None:
+                yield record
+            elif text and not text.startswith("#") and not self.complete:
+                raise CaptureError(f"{self.path}:{self.lines_read}: not a capture line: {text[:60]!r}")
+            line = self._readline()
+        if not self.complete and not self.problem:
+            self.problem = "no end line: the recording was interrupted"
+        self.close()
+
+    def _parse(self, text: str) -> Record | None:
+        if not text:
+            return None
+        head = text[0]
+        if head == ">" or head == "<":  # noqa: PLR1714 (the hot path: a tuple test costs more)
+            # split rather than a regular expression: this runs once per line of a 1 GB capture
+            parts = text.split(" ")
+            if len(parts) != 3:
+                return None
+            try:
+                return Chunk(head, float(parts[1]), bytes.fromhex(parts[2]))
+            except ValueError:
+                return None
+        if head == "@":
+            m = _NOTE_LINE.match(text)
+            if not m:
+                return None
+            try:
+                return Note(float(m.group(1)), m.group(2), json.loads(m.group(3)))
+            except json.JSONDecodeError:
+                return None
+        if head == "=":
+            m = _END_LINE.match(text)
+            if m:
+                self.complete = True
+                self.end_time = float(m.group(1))
+            return None
+        return None
+
+
+def read_capture(path: str | Path) -> CaptureReader:
+    """Open a capture for reading; iterate the result for its records."""
+    return CaptureReader(path)
+
+
+# -- the tap -------------------------------------------------------------------------------
+
+
+class IdentitySniffer:
+    """Watches the terminal's bytes for HELLO_REPLY / INFO_REPLY and notes the identity once."""
+
+    def __init__(self, writer: CaptureWriter) -> None:
+        self.writer = writer
+        self.deframer = FrameDeframer()
+        self.done = False
+
+    def feed(self, data: bytes) -> None:
+        """Look at bytes from the terminal."""
+        if self.done:
+            return
+        for frame in self.deframer.feed(data):
+            if frame.type != MessageType.INFO_REPLY:
+                continue
+            try:
+                fields = decode_message(frame).fields
+            except ProtocolError:
+                continue
+            keys = ("manufacturer", "model", "serial", "hardware_rev", "firmware_version")
+            self.writer.note(DEVICE, {k: fields[k] for k in keys if k in fields})
+            self.done = True
+            return
+
+
+class CaptureTap:
+    """A port that records every byte read from and written to the port it wraps (like ``spy://``).
+
+    Everything not defined here (``is_open``, ``fileno``, ``baudrate``, ...) is the wrapped
+    port's.  Closing the tap closes the port, then the capture.
+    """
+
+    def __init__(self, port: Any, writer: CaptureWriter, *, sniff_identity: bool = True) -> None:
+        self.port = port
+        self.writer = writer
+        self._sniffer = IdentitySniffer(writer) if sniff_identity else None
+
+    def read(self, size: int = 1) -> bytes:
+        """Read from the port and record what came (terminal to host); a broken port is noted."""
+        try:
+            data: bytes = self.port.read(size)
+        except Exception as exc:
+            # noted so that a replay breaks the port at the same point of the session
+            self.writer.note(DISCONNECTED, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            raise
+        if data:
+            self.writer.record(TERMINAL_TO_HOST, data)
+            if self._sniffer is not None:
+                self._sniffer.feed(data)
+        return data
+
+    def write(self, data: bytes) -> int:
+        """Write to the port and record what went out (host to terminal)."""
+        n: int = self.port.write(data)
+        sent = bytes(data) if n is None or n >= len(data) else bytes(data[:n])
+        self.writer.record(HOST_TO_TERMINAL, sent)
+        return len(data) if n is None else n
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes waiting in the wrapped port."""
+        return int(self.port.in_waiting)
+
+    def close(self) -> None:
+        """Close the port and finish the capture."""
+        try:
+            self.port.close()
+        finally:
+            self.writer.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.port, name)
+
+    def __enter__(self) -> CaptureTap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_terminal(port: str, capture: str | Path, *, timeout: float | None = None, connect: bool = True,
+                  timings: LinkTimings | None = None, extra: dict[str, Any] | None = None) -> Terminal:
+    """Open ``port`` like :meth:`Terminal.open`, recording the session to ``capture``.
+
+    Returns the connected :class:`drivers.terminal.Terminal`; closing it finishes the capture.
+    ``extra`` goes into the header (``pos-sim diag`` puts its plan and tests there, so that
+    ``pos-sim replay`` runs the same plan).
+    """
+    from drivers.link import Link, LinkTimings
+    from drivers.terminal import Terminal
+    from drivers.transport import open_port
+
+    t = timings or LinkTimings()
+    writer = CaptureWriter(capture, port=port, baud=t.baud, extra=extra)
+    try:
+        ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
+    except BaseException:
+        writer.close()
+        raise
+    link = Link(CaptureTap(ser, writer), timings=t, name=port)
+    term = Terminal(link)
+    if timeout is not None:
+        term.deadline = time.monotonic() + timeout
+    link.start()
+    if connect:
+        try:
+            term.connect()
+        except BaseException:
+            term.close()
+            raise
+    return term
+
+
+# -- analysis (pos-sim decode) -------------------------------------------------------------
+
+#: the link's inter-byte timeout: a partial frame older than this is dropped (docs/protocol.md)
+INTER_BYTE = 0.100
+_DROP_REASONS = (("bad_crc", "bad CRC"), ("oversize", "oversize"), ("bad_version", "bad version"),
+                 ("partial_dropped", "partial dropped"))
+
+
+class CapturedFrame(NamedTuple):
+    """An intact frame found in one direction: ``offset`` counts that direction's bytes."""
+
+    direction: str
+    time: float
+    offset: int
+    raw: bytes
+    frame: Frame
+
+
+class DroppedBytes(NamedTuple):
+    """Bytes of one direction that are not part of any intact frame, and why they were dropped."""
+
+    direction: str
+    time: float
+    offset: int
+    data: bytes
+    reasons: tuple[str, ...]
+
+
+class _Track:
+    """One direction of a capture: a deframer plus the bytes it still holds, with offsets."""
+
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+        self.deframer = FrameDeframer()
+        self.held = b""          # the deframer's pending bytes (it does not show them)
+        self.base = 0            # stream offset of held[0]
+        self.last = 0.0
+        self.snapshot = self.counters()
+
+    def counters(self) -> tuple[int, ...]:
+        s = self.deframer.stats
+        return (s.bad_crc, s.oversize, s.bad_version, s.partial_dropped)
+
+    def feed(self, t: float, data: bytes) -> list[CapturedFrame | DroppedBytes]:
+        out: list[CapturedFrame | DroppedBytes] = []
+        while self.held and t - self.last >= INTER_BYTE:
+            # the link gives up the partial frame after the inter-byte timeout, and keeps giving
+            # up whatever partial frame is left while the line stays quiet
+            self._resolve(out, self.last + INTER_BYTE, self.held, None)
+        self.last = t
+        self._resolve(out, t, self.held + data if self.held else data, data)
+        return out
+
+    def finish(self) -> list[CapturedFrame | DroppedBytes]:
+        out: list[CapturedFrame | DroppedBytes] = []
+        while self.held:
+            self._resolve(out, self.last + INTER_BYTE, self.held, None)
+        return out
+
+    def _resolve(self, out: list[CapturedFrame | DroppedBytes], t: float, window: bytes, data: bytes | None) -> None:
+        """Feed ``data`` (None: give up the partial frame); ``window`` is held bytes + data."""
+        deframer = self.deframer
+        stats = deframer.stats
+        dropped_before = stats.bytes_dropped
+        frames = deframer.feed(data) if data is not None else deframer.drop_partial()
+        pending = deframer.pending
+        resolved = len(window) - pending
+        base, d = self.base, self.direction
+        pos = 0
+        if stats.bytes_dropped == dropped_before:
+            # nothing dropped: the frames are all the resolved bytes, back to back
+            for f in frames:
+                n = OVERHEAD + len(f.payload)
+                out.append(CapturedFrame(d, t, base + pos, window[pos: pos + n], f))
+                pos += n
+        else:
+            # counters only move when bytes are dropped, so the change since the last drop is this one's
+            now = self.counters()
+            reasons = tuple(label for (_, label), a, b in zip(_DROP_REASONS, self.snapshot, now, strict=True)
+                            if b > a)
+            self.snapshot = now
+            for f in frames:
+                # the first copy of the frame's exact bytes at or after pos: an earlier, corrupt
+                # copy differs somewhere, so find() skips it
+                raw = encode_frame(f.type, f.payload, f.seq, f.flags, f.version)
+                i = window.find(raw, pos)
+                if i > pos:
+                    out.append(self._dropped(t, window, pos, i, reasons))
+                out.append(CapturedFrame(d, t, base + i, raw, f))
+                pos = i + len(raw)
+            if resolved > pos:
+                out.append(self._dropped(t, window, pos, resolved, reasons))
+        self.held = window[resolved:] if pending else b""
+        self.base += resolved
+
+    def _dropped(self, t: float, window: bytes, start: int, end: int, reasons: tuple[str, ...]) -> DroppedBytes:
+        data = window[start:end]
+        why: tuple[str, ...] = ()
+        if not data.startswith(SYNC):
+            why = ("garbage",)
+        if SYNC in data:
+            why += reasons
+        return DroppedBytes(self.direction, t, self.base + start, data, why or ("garbage",))
+
+
+def analyse(records: Iterator[Record] | CaptureReader) -> Iterator[CapturedFrame | DroppedBytes | Note]:
+    """Every intact frame and every dropped byte range of a capture, in order, streaming.
+
+    Each direction has its own :class:`FrameDeframer`, fed chunk by chunk as the link was, with
+    the link's inter-byte timeout applied from the timestamps; why bytes were dropped comes from
+    the deframer's counters before and after each chunk.
+    """
+    tracks = {d: _Track(d) for d in DIRECTIONS}
+    for record in records:
+        if isinstance(record, Chunk):
+            yield from tracks[record.direction].feed(record.time, record.data)
+        else:
+            yield record
+    for track in tracks.values():
+        yield from track.finish()
