@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     p.set_defaults(func=_cmd_protocol)
 
-    from pos_sim import capture_cmd, diag_cmd, info_cmd, ports_cmd
+    from pos_sim import capture_cmd, diag_cmd, info_cmd, ports_cmd, tui_cmd
     from pos_sim.emulator import cli as emulate_cmd
 
     ports_cmd.add_parser(sub)
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag_cmd.add_parser(sub)
     emulate_cmd.add_parser(sub)
     capture_cmd.add_parser(sub)
+    tui_cmd.add_parser(sub)
     return parser
 
 

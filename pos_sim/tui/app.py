@@ -1,0 +1,735 @@
+"""The live TUI: ``pos-sim tui [PORT]``.
+
+The app never touches a port.  Thread workers own every blocking call (opening the port, HELLO,
+the diagnostics engine, abort) and talk to the UI only with ``post_message``; the link's own
+thread hands frames to a :class:`~pos_sim.tui.model.FrameBuffer`, which a 10 Hz timer drains
+into the log in one ``Log.write_lines`` call (at most 40 lines a tick), so a flood of frames
+costs the UI a bounded amount of work.  docs/tui.md is the manual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Input, Log, Static
+from textual.worker import get_current_worker
+
+from drivers.errors import DriverError
+from drivers.link import LinkTimings
+from drivers.terminal import DeviceInfo, Terminal
+from pos_sim.diagnostics.catalogue import Catalogue, default_language, load_catalogue, normalize_language
+from pos_sim.diagnostics.engine import (
+    NATURAL_ORDER,
+    DiagnosticReport,
+    DiagnosticsEngine,
+    Update,
+    exit_status,
+    overall_verdict,
+)
+from pos_sim.ports import register_url_schemes
+from pos_sim.tui.model import (
+    IDLE,
+    RUNNING,
+    FrameBuffer,
+    LinkCounters,
+    TileState,
+    component_label,
+    frame_lines,
+    localize,
+    parse_filter,
+    status_text,
+    tile_lines,
+)
+from pos_sim.tui.screens import ConfirmScreen, HelpScreen, PickerScreen
+from pos_sim.tui.text import ui_text
+from pos_sim.tui.widgets import KeypadMap, Tile
+from protocols import Message as WireMessage
+from protocols import MessageType
+from protocols.codes import EventKind
+
+#: how often a lost terminal is looked for again
+RETRY_EVERY = 0.5
+#: how often the frame log and the status bar are refreshed
+TICK = 0.1
+#: the log keeps this many lines
+LOG_LINES = 2000
+
+
+# -- messages from the workers ------------------------------------------------------------------
+
+
+class Connected(Message):
+    """A terminal answered HELLO and INFO."""
+
+    def __init__(self, terminal: Terminal, info: DeviceInfo) -> None:
+        super().__init__()
+        self.terminal = terminal
+        self.info = info
+
+
+class ConnectFailed(Message):
+    """Opening the port (or HELLO) failed; the worker tries again."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the latest failure matters."""
+        return isinstance(message, ConnectFailed)
+
+
+class WrongTerminal(Message):
+    """A terminal with another serial number answered on the port."""
+
+    def __init__(self, serial: str) -> None:
+        super().__init__()
+        self.serial = serial
+
+
+class LinkDown(Message):
+    """The link broke (cable pulled, device gone)."""
+
+    def __init__(self, terminal: Terminal, why: str) -> None:
+        super().__init__()
+        self.terminal = terminal
+        self.why = why
+
+
+class EngineUpdate(Message):
+    """The diagnostics engine's progress; progress of one component is mergeable."""
+
+    def __init__(self, update: Update) -> None:
+        super().__init__()
+        self.update = update
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer progress report of the same component replaces an older unhandled one."""
+        return (isinstance(message, EngineUpdate) and message.update.kind == "progress"
+                and self.update.kind == "progress" and message.update.component == self.update.component
+                and message.update.prompt == self.update.prompt)
+
+
+class RunFinished(Message):
+    """A run ended (report None when it could not start)."""
+
+    def __init__(self, report: DiagnosticReport | None, error: str = "") -> None:
+        super().__init__()
+        self.report = report
+        self.error = error
+
+
+class KeyPressed(Message):
+    """The terminal reported a key press."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__()
+        self.code = code
+
+
+class ConfirmRequest(Message):
+    """A test asks the technician yes or no; the worker waits on ``answered``."""
+
+    def __init__(self, component: str, prompt: str, text: str) -> None:
+        super().__init__()
+        self.component = component
+        self.prompt = prompt
+        self.text = text
+        self.answer = False
+        self.answered = threading.Event()
+
+
+class TuiPrompter:
+    """The engine's :class:`~pos_sim.diagnostics.engine.Prompter` for the TUI (runs on the worker)."""
+
+    def __init__(self, app: PosSimApp) -> None:
+        self.app = app
+        self.worker = get_current_worker()
+
+    def show(self, component: str, prompt: str, text: str) -> None:
+        """Shown on the tile through the engine's ``prompt`` update: nothing to do here."""
+
+    def confirm(self, component: str, prompt: str, text: str) -> bool:
+        """Post the question to the app and wait for the modal's answer (no on cancel or exit)."""
+        request = ConfirmRequest(component, prompt, text)
+        self.app.pending_confirms.append(request)
+        self.app.post_message(request)
+        while not request.answered.wait(0.1):
+            if self.worker.is_cancelled or self.app.closing.is_set():
+                return False
+        return request.answer
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+class PosSimApp(App[int]):
+    """The bench TUI for one terminal; see the module docstring."""
+
+    TITLE = "pos-sim"
+    AUTO_FOCUS = None
+    CSS = """
+    #device { height: 1; background: $primary-background; padding: 0 1; }
+    #banner { height: auto; background: $error; color: $text; padding: 0 1; text-style: bold; display: none; }
+    #banner.-shown { display: block; }
+    #banner.-note { background: $warning; }
+    #tiles { grid-size: 4; grid-gutter: 0 0; height: 1fr; min-height: 12; }
+    #logpanel { height: 35%; border-top: solid $panel-lighten-2; border-title-align: left; }
+    #logpanel.-hidden { display: none; }
+    #filter { display: none; height: 1; border: none; }
+    #filter.-shown { display: block; }
+    #log { height: 1fr; }
+    #status { height: 1; background: $panel; padding: 0 1; }
+    #buttons { height: 1; }
+    #buttons Button { margin: 0 1 0 0; min-width: 4; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run_all", "Run all"),
+        *(Binding(str(n % 10), f"run_one({n})", f"Run tile {n}", show=False) for n in range(1, 11)),
+        Binding("a", "abort", "Abort"),
+        Binding("e", "export", "Export"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("x", "toggle_hex", "Hex"),
+        Binding("p", "pause", "Pause"),
+        Binding("f", "filter", "Filter"),
+        Binding("g", "language", "Language"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, port: str | None = None, *, lang: str | None = None, plan: str = "full",
+                 interactive: bool = True, timings: LinkTimings | None = None,
+                 catalogue: Catalogue | None = None, connect: bool = True,
+                 report_dir: str | Path | None = None, autorun: bool = False) -> None:
+        super().__init__()
+        self.port = port
+        self.lang = normalize_language(lang) if lang else default_language()
+        self.plan = plan
+        self.interactive = interactive
+        self.timings = timings or LinkTimings()
+        self.catalogue = catalogue or load_catalogue()
+        self.auto_connect = connect
+        self.autorun = autorun
+        self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.tiles: dict[str, TileState] = {c: TileState(c) for c in NATURAL_ORDER}
+        self.terminal: Terminal | None = None
+        self.device: DeviceInfo | None = None
+        self.serial: str | None = None
+        self.report: DiagnosticReport | None = None
+        self.running = False
+        self.link_up = False
+        self.frames = FrameBuffer()
+        self.counters = LinkCounters()
+        self.hex_mode = False
+        self.paused = False
+        self.log_filter: tuple[str, ...] = ()
+        self.closing = threading.Event()
+        self.pending_confirms: list[ConfirmRequest] = []
+        self.last_export: Path | None = None
+        self._status_shown = ""
+        self._banner_key = ""
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Header, banner, tiles with the keypad map, the frame log, the status bar, the buttons."""
+        yield Static("", id="device", markup=False)
+        yield Static("", id="banner", markup=False)
+        with Grid(id="tiles"):
+            for i, component in enumerate(NATURAL_ORDER, 1):
+                yield Tile(component, i)
+            yield KeypadMap()
+        with Vertical(id="logpanel"):
+            yield Input(placeholder="SELFTEST EVENT …", id="filter", disabled=True)
+            yield Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
+        yield Static("", id="status", markup=False)
+        with Horizontal(id="buttons"):
+            for action, key in (("run_all", "run_all"), ("abort", "abort"), ("export", "export"),
+                                ("toggle_log", "toggle_log"), ("toggle_hex", "toggle_hex"), ("pause", "pause"),
+                                ("language", "language"), ("help", "help"), ("quit", "quit")):
+                yield Button("", id=f"btn-{action}", compact=True, name=key)
+
+    def on_mount(self) -> None:
+        """Draw everything, start the log tick, connect (or open the picker)."""
+        self.render_all()
+        self.set_interval(TICK, self.tick)
+        register_url_schemes()
+        if not self.auto_connect:
+            return
+        if self.port is None:
+            self.push_screen(PickerScreen(self.lang), self._picked)
+        else:
+            self.start_connect()
+
+    def _picked(self, port: str | None) -> None:
+        if port:
+            self.port = port
+            self.start_connect()
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def render_all(self) -> None:
+        """Every label in the current language (after a language switch, among others)."""
+        with contextlib.suppress(NoMatches):   # NoMatches: a late message during teardown
+            self._render_all()
+
+    def _render_all(self) -> None:
+        self.render_device()
+        for tile in self.tiles:
+            self.render_tile(tile)
+        self.query_one(KeypadMap).redraw(ui_text("keypad", self.lang))
+        for button in self.query("#buttons Button").results(Button):
+            button.label = ui_text(button.name or "", self.lang)
+        self.query_one("#logpanel").border_title = ui_text("log", self.lang)
+        self.render_banner()
+        self.render_status(force=True)
+
+    def render_device(self) -> None:
+        """The header line."""
+        if not self.query("#device"):
+            return
+        d = self.device
+        if d is None:
+            text = ui_text("connecting", self.lang, port=self.port or "…")
+        else:
+            merchant = d.merchant_id or ui_text("no_merchant", self.lang)
+            text = (f"{d.manufacturer} {d.model} │ {ui_text('serial', self.lang)} {d.serial} │ "
+                    f"{ui_text('firmware', self.lang)} {d.firmware_version} │ {ui_text('state', self.lang)} "
+                    f"{d.lifecycle} │ {ui_text('merchant', self.lang)} {merchant}")
+        self.query_one("#device", Static).update(text)
+
+    def render_tile(self, component: str) -> None:
+        """One tile."""
+        tile = self.tiles[component]
+        try:
+            widget = self.query_one(f"#tile-{component}", Tile)
+        except NoMatches:   # a late message while the app is being taken down
+            return
+        state, text, lines = tile_lines(tile, self.lang, self.catalogue)
+        idx = str(widget.index % 10) if widget.index <= 10 else "·"
+        widget.show(f"{idx} {component_label(component, self.lang, self.catalogue)}", state, text, lines)
+
+    def set_banner(self, key: str, note: bool = False, **values: object) -> None:
+        """Show a banner (``key`` in text.py) or hide it (key "")."""
+        self._banner_key = key
+        self._banner_values = values
+        self._banner_note = note
+        self.render_banner()
+
+    def render_banner(self) -> None:
+        """The banner in the current language."""
+        try:
+            banner = self.query_one("#banner", Static)
+        except NoMatches:
+            return
+        key = self._banner_key
+        banner.set_class(bool(key), "-shown")
+        banner.set_class(bool(key) and self._banner_note, "-note")
+        banner.update(ui_text(key, self.lang, **self._banner_values) if key else "")
+
+    @property
+    def banner_text(self) -> str:
+        """What the banner says now ("" when hidden)."""
+        return ui_text(self._banner_key, self.lang, **self._banner_values) if self._banner_key else ""
+
+    def current_counters(self) -> LinkCounters:
+        """The link's counters (the last known ones while disconnected)."""
+        if self.terminal is not None:
+            self.counters = LinkCounters.of(self.terminal.link)
+        return self.counters
+
+    def render_status(self, force: bool = False) -> None:
+        """The status bar (only redrawn when it changed)."""
+        text = status_text(self.current_counters(), self.lang, paused=self.paused, hex_mode=self.hex_mode,
+                           log_filter=" ".join(self.log_filter))
+        if force or text != self._status_shown:
+            self._status_shown = text
+            self.query_one("#status", Static).update(text)
+
+    def tick(self) -> None:
+        """Every 100 ms: the buffered frames into the log in one batch, and the status bar."""
+        with contextlib.suppress(NoMatches):   # NoMatches: a last tick during teardown
+            self._tick()
+
+    def _tick(self) -> None:
+        if not self.paused:
+            items, lost = self.frames.drain()
+            if items or lost:
+                log = self.query_one("#log", Log)
+                if log.display:
+                    log.write_lines(frame_lines(items, lost, hex_mode=self.hex_mode, type_filter=self.log_filter,
+                                                lang=self.lang))
+        self.render_status()
+
+    # -- connecting -----------------------------------------------------------------------------
+
+    def start_connect(self, close_first: Terminal | None = None) -> None:
+        """Open the port in a worker; retry every 0.5 s until a terminal (the same one) answers."""
+        self.render_device()
+        self._connect(close_first)
+
+    @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
+    def _connect(self, close_first: Terminal | None) -> None:
+        worker = get_current_worker()
+        if close_first is not None:
+            close_first.close()
+        assert self.port is not None
+        while not worker.is_cancelled and not self.closing.is_set():
+            try:
+                term = Terminal.open(self.port, timings=self.timings, on_frame=self.frames.push,
+                                     timeout=5.0)
+            except DriverError as exc:
+                self.post_message(ConnectFailed(str(exc)))
+                self._sleep(worker)
+                continue
+            try:
+                info = term.info()
+                term.deadline = None
+            except DriverError as exc:
+                term.close()
+                self.post_message(ConnectFailed(str(exc)))
+                self._sleep(worker)
+                continue
+            if self.serial is not None and info.serial != self.serial:
+                term.close()
+                self.post_message(WrongTerminal(info.serial))
+                self._sleep(worker)
+                continue
+            if worker.is_cancelled or self.closing.is_set():
+                term.close()
+                return
+            self._watch(term)
+            self.post_message(Connected(term, info))
+            return
+
+    def _sleep(self, worker: Any) -> None:
+        end = time.monotonic() + RETRY_EVERY
+        while time.monotonic() < end and not worker.is_cancelled and not self.closing.is_set():
+            time.sleep(0.05)
+
+    def _watch(self, term: Terminal) -> None:
+        """Hear about the link going down and about key presses (callbacks on the link's thread)."""
+        previous = term.link.on_down
+        reported = threading.Event()
+
+        def down(err: DriverError) -> None:
+            if previous is not None:
+                previous(err)
+            if not reported.is_set():
+                reported.set()
+                self.post_message(LinkDown(term, str(err)))
+
+        term.link.on_down = down
+        if term.link.error is not None:
+            down(term.link.error)
+
+        def on_event(msg: WireMessage) -> None:
+            if msg.type == MessageType.EVENT and str(msg.fields.get("event")) in (
+                    "key_pressed", str(int(EventKind.key_pressed))):
+                self.post_message(KeyPressed(int(msg.fields["value"])))
+
+        term.subscribe(on_event)
+
+    def on_connect_failed(self, message: ConnectFailed) -> None:
+        """Say why, while the worker retries."""
+        if not self.link_up:
+            key = "link_down" if self.serial else "cannot_open"
+            if key == "cannot_open":
+                self.set_banner(key, port=self.port, why=message.why)
+
+    def on_wrong_terminal(self, message: WrongTerminal) -> None:
+        """Another terminal on the port: say so, mix nothing."""
+        self.set_banner("wrong_terminal", port=self.port, got=message.serial, want=self.serial)
+
+    def on_connected(self, message: Connected) -> None:
+        """A terminal (the same one, after a replug) is here."""
+        if self.closing.is_set():
+            message.terminal.close()
+            return
+        again = self.serial is not None
+        self.terminal = message.terminal
+        self.device = message.info
+        self.serial = message.info.serial
+        self.link_up = True
+        hello = message.terminal.hello
+        fitted = set(hello.components) if hello else set(NATURAL_ORDER)
+        for component, tile in self.tiles.items():
+            tile.fitted = component in fitted
+        self.set_banner("")
+        if message.terminal.link.error is not None:   # it went down before we heard of it
+            self.post_message(LinkDown(message.terminal, str(message.terminal.link.error)))
+        if again:
+            self.notify(ui_text("reconnected", self.lang, serial=self.serial))
+        self.render_all()
+        if self.autorun and not again:
+            self.start_run(None)
+
+    def on_link_down(self, message: LinkDown) -> None:
+        """The cable came out: banner at once, keep results, look for the same terminal again."""
+        if message.terminal is not self.terminal or self.closing.is_set():
+            return
+        self.link_up = False
+        self.current_counters()
+        self.terminal = None
+        self.set_banner("link_down", why=message.why, serial=self.serial)
+        self.start_connect(close_first=message.terminal)
+
+    # -- running --------------------------------------------------------------------------------
+
+    def visible_components(self) -> list[str]:
+        """The fitted components, in tile order."""
+        return [c for c, t in self.tiles.items() if t.fitted]
+
+    def start_run(self, tests: list[str] | None) -> None:
+        """Run the plan (or some components of it) in a worker."""
+        if self.terminal is None or not self.link_up:
+            self.notify(ui_text("not_connected", self.lang), severity="warning")
+            return
+        if self.running:
+            self.notify(ui_text("busy", self.lang), severity="warning")
+            return
+        self.running = True
+        for component in tests or self.visible_components():
+            tile = self.tiles[component]
+            tile.state, tile.percent, tile.prompt = IDLE, 0, ""
+            self.render_tile(component)
+        if tests is None or "keypad" in tests:
+            self.query_one(KeypadMap).reset()
+        self._run(self.terminal, tests)
+
+    @work(thread=True, group="run", exit_on_error=False)
+    def _run(self, term: Terminal, tests: list[str] | None) -> None:
+        engine = DiagnosticsEngine(term, lang=self.lang, catalogue=self.catalogue, prompter=TuiPrompter(self),
+                                   on_update=self._post_update, port=self.port or "")
+        try:
+            report = engine.run(self.plan, tests, interactive=self.interactive)
+        except (ValueError, DriverError) as exc:
+            self.post_message(RunFinished(None, str(exc)))
+            return
+        self.post_message(RunFinished(report))
+
+    def _post_update(self, update: Update) -> None:
+        """The engine's callback (its thread): hand the update to the UI."""
+        self.post_message(EngineUpdate(update))
+
+    def on_engine_update(self, message: EngineUpdate) -> None:
+        """A tile changes."""
+        u = message.update
+        if self.closing.is_set() or u.component not in self.tiles:
+            return
+        tile = self.tiles[u.component]
+        if u.kind in ("started", "progress", "prompt"):
+            tile.state = RUNNING
+            tile.percent = u.percent
+            if u.kind == "prompt" or (u.prompt and u.prompt != "none"):
+                tile.prompt = u.prompt if u.prompt != "none" else ""
+            elif u.kind == "started":
+                tile.prompt = ""
+        elif u.kind == "finished" and u.finding is not None:
+            tile.state, tile.finding, tile.prompt, tile.percent = u.finding.verdict, u.finding, "", 100
+        self.render_tile(u.component)
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        """Keep the report; every tile still running shows its final state."""
+        self.running = False
+        if self.closing.is_set():
+            return
+        if message.report is None:
+            self.notify(message.error, severity="error")
+            return
+        self.report = message.report
+        for f in message.report.results:
+            if f.component in self.tiles:
+                tile = self.tiles[f.component]
+                tile.state, tile.finding, tile.prompt = f.verdict, f, ""
+                self.render_tile(f.component)
+
+    def on_key_pressed(self, message: KeyPressed) -> None:
+        """Light the key."""
+        if not self.closing.is_set():
+            with contextlib.suppress(NoMatches):
+                self.query_one(KeypadMap).press(message.code)
+
+    def on_confirm_request(self, message: ConfirmRequest) -> None:
+        """Ask in a modal; the worker waits for the answer."""
+        if self.closing.is_set():
+            message.answered.set()
+            return
+
+        def answered(accepted: bool | None) -> None:
+            message.answer = bool(accepted)
+            message.answered.set()
+            with contextlib.suppress(ValueError):
+                self.pending_confirms.remove(message)
+
+        self.push_screen(ConfirmScreen(component_label(message.component, self.lang, self.catalogue),
+                                       message.text, self.lang), answered)
+
+    @on(Tile.Clicked)
+    def _tile_clicked(self, event: Tile.Clicked) -> None:
+        if self.tiles[event.component].fitted:
+            self.start_run([event.component])
+
+    @on(Button.Pressed, "#buttons Button")
+    async def _button(self, event: Button.Pressed) -> None:
+        if event.button.name:
+            await self.run_action(event.button.name)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_run_all(self) -> None:
+        """Run the whole plan."""
+        self.start_run(None)
+
+    def action_run_one(self, n: int) -> None:
+        """Run the Nth tile's component (1-9, 0 for the tenth)."""
+        components = list(self.tiles)
+        if 1 <= n <= len(components) and self.tiles[components[n - 1]].fitted:
+            self.start_run([components[n - 1]])
+
+    def action_abort(self) -> None:
+        """Abort every running self-test."""
+        if self.terminal is None or not self.running:
+            return
+        self.notify(ui_text("aborting", self.lang))
+        self._abort(self.terminal)
+
+    @work(thread=True, group="abort", exit_on_error=False)
+    def _abort(self, term: Terminal) -> None:
+        with contextlib.suppress(DriverError):
+            term.abort()
+        for request in list(self.pending_confirms):
+            request.answered.set()
+
+    def build_report(self) -> DiagnosticReport | None:
+        """Every result on the tiles as one report, in the current language."""
+        results = [localize(t.finding, self.lang, self.catalogue) for t in self.tiles.values() if t.finding]
+        if self.device is None and not results:
+            return None
+        base = self.report
+        report = DiagnosticReport(port=self.port or "", plan=base.plan if base else self.plan, lang=self.lang,
+                                  started_at=base.started_at if base else time.time(), device=self.device)
+        report.results = results
+        if base is not None:
+            report.communication = [localize(f, self.lang, self.catalogue) for f in base.communication]
+            report.event_log = base.event_log
+        report.link = {"frames_in": self.counters.frames_in, "frames_out": self.counters.frames_out,
+                       "retransmits": self.counters.retransmits, "crc_errors": self.counters.crc_errors,
+                       "bytes_dropped": self.counters.bytes_dropped}
+        report.finished_at = time.time()
+        report.exit_status = exit_status(report)
+        report.verdict = overall_verdict(report.exit_status)
+        return report
+
+    def action_export(self) -> None:
+        """Write an HTML report into the current directory and say where."""
+        from pos_sim.reports import ReportError, write_report
+
+        report = self.build_report()
+        if report is None:
+            self.notify(ui_text("nothing_to_export", self.lang), severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        directory = self.report_dir or Path.cwd()
+        path = directory / f"pos-sim-report-{self.serial or 'unknown'}-{stamp}.html"
+        try:
+            self.last_export = write_report(report, path, catalogue=self.catalogue)
+        except (ReportError, OSError) as exc:
+            self.notify(ui_text("export_failed", self.lang, why=exc), severity="error")
+            return
+        self.notify(ui_text("exported", self.lang, path=self.last_export), timeout=8)
+
+    def action_toggle_log(self) -> None:
+        """Show or hide the frame log."""
+        panel = self.query_one("#logpanel")
+        panel.set_class(not panel.has_class("-hidden"), "-hidden")
+
+    def action_toggle_hex(self) -> None:
+        """Decoded lines or raw hex."""
+        self.hex_mode = not self.hex_mode
+        self.render_status()
+
+    def action_pause(self) -> None:
+        """Stop (or resume) writing the log; frames keep being counted."""
+        self.paused = not self.paused
+        self.render_status()
+
+    def action_filter(self) -> None:
+        """Type message-type names to show only those (empty: all)."""
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.disabled = False
+        box.value = " ".join(self.log_filter)
+        box.focus()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_set(self, event: Input.Submitted) -> None:
+        self.log_filter = parse_filter(event.value)
+        event.input.remove_class("-shown")
+        event.input.disabled = True
+        self.set_focus(None)
+        self.render_status()
+
+    def action_language(self) -> None:
+        """zh-CN ⇄ en; every label is drawn again."""
+        self.lang = "en" if self.lang == "zh-CN" else "zh-CN"
+        self.render_all()
+
+    def action_help(self) -> None:
+        """The keys."""
+        self.push_screen(HelpScreen(self.lang))
+
+    async def action_quit(self) -> None:
+        """Stop the workers, close the port, exit."""
+        self.shutdown()
+        self.exit(0)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette lists every action of the keys."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Run all tests (r)", "Run the full plan on every fitted component", self.action_run_all)
+        for i, component in enumerate(self.tiles, 1):
+            yield SystemCommand(f"Run {component} ({i % 10})", f"Run the {component} self-test",
+                                lambda n=i: self.action_run_one(n))
+        yield SystemCommand("Abort (a)", "Abort the running self-tests", self.action_abort)
+        yield SystemCommand("Export report (e)", "Write an HTML report into the current directory", self.action_export)
+        yield SystemCommand("Toggle frame log (l)", "Show or hide the frame log", self.action_toggle_log)
+        yield SystemCommand("Toggle raw hex (x)", "Frame log: decoded or raw hex", self.action_toggle_hex)
+        yield SystemCommand("Pause frame log (p)", "Pause or resume the frame log", self.action_pause)
+        yield SystemCommand("Filter frame log (f)", "Show only some message types", self.action_filter)
+        yield SystemCommand("Switch language (g)", "zh-CN / en", self.action_language)
+        yield SystemCommand("Help (?)", "Show the keys", self.action_help)
+
+    # -- leaving --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Cancel the workers, answer pending questions with no, close the terminal (idempotent)."""
+        self.closing.set()
+        self.workers.cancel_all()
+        for request in list(self.pending_confirms):
+            request.answered.set()
+        term, self.terminal = self.terminal, None
+        if term is not None:
+            term.close()
+
+    async def on_unmount(self) -> None:
+        """Make sure no worker (and so no link thread) outlives the app."""
+        self.shutdown()
+        with contextlib.suppress(Exception):
+            await self.workers.wait_for_complete()
+
+
+__all__ = ["ConfirmRequest", "Connected", "EngineUpdate", "KeyPressed", "LinkDown", "PosSimApp", "RunFinished",
+           "TuiPrompter"]

@@ -1,0 +1,95 @@
+"""``pos-sim tui [PORT]`` and ``pos-sim demo [--scenario NAME]``: the live TUI.
+
+``demo`` starts the emulated terminal in this process on a pseudo-terminal and connects to it
+through the real serial path, so a newcomer sees the whole product without hardware.  Without a
+terminal on stdout it prints ``pos-sim diag`` output instead and exits with its status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pos_sim.errors import UsageError
+
+DEMO_SCENARIO = "dropped"
+DEMO_SPEED = 5.0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``tui`` and ``demo`` to the command line."""
+    p = sub.add_parser(
+        "tui", help="the live bench screen: tiles, keypad map, frame log",
+        description="Open the live TUI on PORT (device path, pyserial URL or emu://SCENARIO); "
+                    "without PORT, a picker lists the serial ports and the emulator's scenarios. "
+                    "Keys: r run all, 1-9/0 run one, a abort, e export, l log, x hex, p pause, "
+                    "g language, ? help, q quit (docs/tui.md).")
+    p.add_argument("port", metavar="PORT", nargs="?", help="device path or URL (see `pos-sim ports`)")
+    p.add_argument("--lang", metavar="zh|en", help="language (default: from the locale)")
+    p.add_argument("--plan", choices=("full", "quick", "drop"), default="full", help="plan for run all (default full)")
+    p.set_defaults(func=run_tui)
+
+    d = sub.add_parser(
+        "demo", help="run the emulated terminal live in the TUI (no hardware needed)",
+        description="Start the built-in emulator on a pseudo-terminal, connect to it through the real "
+                    "serial path and run the full self-test live. Without a terminal on stdout, print "
+                    "`pos-sim diag` output instead (non-interactive) and exit with its status.")
+    d.add_argument("--scenario", default=DEMO_SCENARIO, metavar="NAME",
+                   help=f"emulator scenario (default {DEMO_SCENARIO})")
+    d.add_argument("--lang", metavar="zh|en", help="language (default: from the locale)")
+    d.add_argument("--speed", type=float, default=DEMO_SPEED, metavar="X",
+                   help=f"emulator speed factor (default {DEMO_SPEED:g})")
+    d.set_defaults(func=run_demo)
+
+
+def _lang(value: str | None, command: str) -> str | None:
+    if value is None:
+        return None
+    from pos_sim.diagnostics.catalogue import normalize_language
+
+    try:
+        return normalize_language(value)
+    except ValueError:
+        raise UsageError(f"pos-sim {command}: unknown language {value!r} (use zh or en)") from None
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """Carry out ``pos-sim tui``."""
+    from pos_sim.tui import PosSimApp
+
+    app = PosSimApp(args.port, lang=_lang(args.lang, "tui"), plan=args.plan)
+    app.run()
+    return app.return_code or 0
+
+
+def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
+    """Carry out ``pos-sim demo``; the emulator is stopped whatever happens."""
+    from pos_sim.emulator import EmulatorServer, ScenarioError, load_scenario, scenario_names
+
+    lang = _lang(args.lang, "demo")
+    if not args.speed > 0:
+        raise UsageError("pos-sim demo: --speed must be more than 0")
+    try:
+        scenario = load_scenario(args.scenario)
+    except (ScenarioError, OSError):
+        raise UsageError(f"pos-sim demo: no scenario {args.scenario!r}; scenarios: "
+                         f"{', '.join(scenario_names())}") from None
+    server = EmulatorServer(scenario, speed=args.speed)
+    try:
+        path = server.serve_pty()
+        if tty is None:
+            tty = sys.stdout.isatty()
+        if not tty:
+            from pos_sim import diag_cmd
+
+            return diag_cmd.run(argparse.Namespace(
+                port=path, plan="full", tests=None, json=False, report=None, lang=lang, non_interactive=True,
+                timeout=diag_cmd.DEFAULT_TIMEOUT))
+        from pos_sim.tui import PosSimApp
+
+        app = PosSimApp(path, lang=lang, autorun=True)
+        app.run()
+        return app.return_code or 0
+    finally:
+        server.stop()
