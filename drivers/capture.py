@@ -524,10 +524,31 @@ class CaptureTap:
     port's.  Closing the tap closes the port, then the capture.
     """
 
-    def __init__(self, port: Any, writer: CaptureWriter, *, sniff_identity: bool = True) -> None:
+    def __init__(self, port: Any, writer: CaptureWriter | None, *, sniff_identity: bool = True) -> None:
         self.port = port
-        self.writer = writer
-        self._sniffer = IdentitySniffer(writer) if sniff_identity else None
+        self._sniff = sniff_identity
+        # the link's thread records while another thread (a TUI key) may start or stop the capture
+        self._lock = threading.Lock()
+        self.writer: CaptureWriter | None = None
+        self._sniffer: IdentitySniffer | None = None
+        if writer is not None:
+            self.start(writer)
+
+    def start(self, writer: CaptureWriter) -> None:
+        """Record from now on into ``writer`` (a tap may pass bytes through unrecorded before)."""
+        with self._lock:
+            if self.writer is not None:
+                raise CaptureError("a capture is already running on this port")
+            self.writer = writer
+            self._sniffer = IdentitySniffer(writer) if self._sniff else None
+
+    def stop(self) -> CaptureWriter | None:
+        """Stop recording and finish the capture file; return its writer (None if none ran)."""
+        with self._lock:
+            writer, self.writer, self._sniffer = self.writer, None, None
+        if writer is not None:
+            writer.close()
+        return writer
 
     def read(self, size: int = 1) -> bytes:
         """Read from the port and record what came (terminal to host); a broken port is noted."""
@@ -535,19 +556,25 @@ class CaptureTap:
             data: bytes = self.port.read(size)
         except Exception as exc:
             # noted so that a replay breaks the port at the same point of the session
-            self.writer.note(DISCONNECTED, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            with self._lock:
+                if self.writer is not None:
+                    self.writer.note(DISCONNECTED, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
             raise
         if data:
-            self.writer.record(TERMINAL_TO_HOST, data)
-            if self._sniffer is not None:
-                self._sniffer.feed(data)
+            with self._lock:
+                if self.writer is not None:
+                    self.writer.record(TERMINAL_TO_HOST, data)
+                    if self._sniffer is not None:
+                        self._sniffer.feed(data)
         return data
 
     def write(self, data: bytes) -> int:
         """Write to the port and record what went out (host to terminal)."""
         n: int = self.port.write(data)
         sent = bytes(data) if n is None or n >= len(data) else bytes(data[:n])
-        self.writer.record(HOST_TO_TERMINAL, sent)
+        with self._lock:
+            if self.writer is not None:
+                self.writer.record(HOST_TO_TERMINAL, sent)
         return len(data) if n is None else n
 
     @property
@@ -560,7 +587,7 @@ class CaptureTap:
         try:
             self.port.close()
         finally:
-            self.writer.close()
+            self.stop()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.port, name)

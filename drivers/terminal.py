@@ -229,14 +229,16 @@ class Terminal:
     @classmethod
     def open(cls, port: str, *, timings: LinkTimings | None = None, connect: bool = True,
              lost_after: float = SELFTEST_LOST_AFTER, on_frame: Any = None,
-             timeout: float | None = None) -> Terminal:
+             timeout: float | None = None, wrap: Callable[[Any], Any] | None = None) -> Terminal:
         """Open ``port`` (device path or URL), start the link and say HELLO.
 
         ``timeout`` bounds the whole session's requests: after it, each fails at once.
+        ``wrap`` gets the open port and returns what the link should use instead (a capture
+        tap, for instance); it owns the port from then on.
         """
         t = timings or LinkTimings()
         ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
-        link = Link(ser, timings=t, name=port, on_frame=on_frame)
+        link = Link(wrap(ser) if wrap is not None else ser, timings=t, name=port, on_frame=on_frame)
         term = cls(link, lost_after=lost_after)
         if timeout is not None:
             term.deadline = time.monotonic() + timeout

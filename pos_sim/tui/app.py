@@ -26,6 +26,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Log, Static
 from textual.worker import get_current_worker
 
+from drivers.capture import CaptureError, CaptureTap, CaptureWriter
 from drivers.errors import DriverError
 from drivers.link import LinkTimings
 from drivers.terminal import DeviceInfo, Terminal
@@ -200,6 +201,7 @@ class PosSimApp(App[int]):
         *(Binding(str(n % 10), f"run_one({n})", f"Run tile {n}", show=False) for n in range(1, 11)),
         Binding("a", "abort", "Abort"),
         Binding("e", "export", "Export"),
+        Binding("c", "capture", "Capture"),
         Binding("l", "toggle_log", "Log"),
         Binding("x", "toggle_hex", "Hex"),
         Binding("p", "pause", "Pause"),
@@ -238,6 +240,9 @@ class PosSimApp(App[int]):
         self.closing = threading.Event()
         self.pending_confirms: list[ConfirmRequest] = []
         self.last_export: Path | None = None
+        #: the tap on the current port (recording or not) and the capture running, if any
+        self.tap: CaptureTap | None = None
+        self.capture: CaptureWriter | None = None
         self._status_shown = ""
         self._banner_key = ""
 
@@ -257,6 +262,7 @@ class PosSimApp(App[int]):
         yield Static("", id="status", markup=False)
         with Horizontal(id="buttons"):
             for action, key in (("run_all", "run_all"), ("abort", "abort"), ("export", "export"),
+                                ("capture", "capture"),
                                 ("toggle_log", "toggle_log"), ("toggle_hex", "toggle_hex"), ("pause", "pause"),
                                 ("language", "language"), ("help", "help"), ("quit", "quit")):
                 yield Button("", id=f"btn-{action}", compact=True, name=key)
@@ -354,6 +360,8 @@ class PosSimApp(App[int]):
         """The status bar (only redrawn when it changed)."""
         text = status_text(self.current_counters(), self.lang, paused=self.paused, hex_mode=self.hex_mode,
                            log_filter=" ".join(self.log_filter))
+        if self.capture is not None:
+            text = f"{ui_text('recording', self.lang)} │ {text}"
         if force or text != self._status_shown:
             self._status_shown = text
             self.query_one("#status", Static).update(text)
@@ -389,7 +397,7 @@ class PosSimApp(App[int]):
         while not worker.is_cancelled and not self.closing.is_set():
             try:
                 term = Terminal.open(self.port, timings=self.timings, on_frame=self.frames.push,
-                                     timeout=5.0)
+                                     timeout=5.0, wrap=self._tap)
             except DriverError as exc:
                 self.post_message(ConnectFailed(str(exc)))
                 self._sleep(worker)
@@ -651,6 +659,42 @@ class PosSimApp(App[int]):
             return
         self.notify(ui_text("exported", self.lang, path=self.last_export), timeout=8)
 
+    def _tap(self, port: Any) -> CaptureTap:
+        """Every port goes through a tap, so a capture can start and stop at any moment; a
+        capture running when the cable came out goes on on the new port after a replug."""
+        self.tap = CaptureTap(port, None)
+        if self.capture is not None and not self.capture.closed:
+            self.tap.start(self.capture)
+        return self.tap
+
+    def action_capture(self) -> None:
+        """Start recording every byte to a capture file in the report directory, or stop."""
+        if self.capture is not None:
+            writer, self.capture = self.capture, None
+            if self.tap is not None and self.tap.writer is writer:
+                self.tap.stop()
+            else:
+                writer.close()
+            self.notify(ui_text("capture_stopped", self.lang, path=writer.path), timeout=8)
+            self.render_status()
+            return
+        if self.tap is None or self.terminal is None:
+            self.notify(ui_text("capture_no_port", self.lang), severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = (self.report_dir or Path.cwd()) / f"pos-sim-capture-{self.serial or 'unknown'}-{stamp}.cap"
+        try:
+            writer = CaptureWriter(path, port=self.port or "", baud=self.timings.baud)
+        except (OSError, CaptureError) as exc:
+            self.notify(ui_text("capture_failed", self.lang, why=exc), severity="error")
+            return
+        if self.device is not None:
+            writer.note("device", self.device.as_dict())
+        self.capture = writer
+        self.tap.start(writer)
+        self.notify(ui_text("capture_started", self.lang, path=path), timeout=8)
+        self.render_status()
+
     def action_toggle_log(self) -> None:
         """Show or hide the frame log."""
         panel = self.query_one("#logpanel")
@@ -705,6 +749,8 @@ class PosSimApp(App[int]):
                                 lambda n=i: self.action_run_one(n))
         yield SystemCommand("Abort (a)", "Abort the running self-tests", self.action_abort)
         yield SystemCommand("Export report (e)", "Write an HTML report into the current directory", self.action_export)
+        yield SystemCommand("Start or stop a capture (c)", "Record every byte on the line to a capture file",
+                            self.action_capture)
         yield SystemCommand("Toggle frame log (l)", "Show or hide the frame log", self.action_toggle_log)
         yield SystemCommand("Toggle raw hex (x)", "Frame log: decoded or raw hex", self.action_toggle_hex)
         yield SystemCommand("Pause frame log (p)", "Pause or resume the frame log", self.action_pause)
@@ -723,6 +769,9 @@ class PosSimApp(App[int]):
         term, self.terminal = self.terminal, None
         if term is not None:
             term.close()
+        if self.capture is not None:   # the file is finished even when the port was already gone
+            self.capture.close()
+            self.capture = None
 
     async def on_unmount(self) -> None:
         """Make sure no worker (and so no link thread) outlives the app."""

@@ -121,6 +121,35 @@ async def test_export_writes_an_html_report(emulator: Start, tmp_path: Path, mon
 
 
 @sync
+async def test_capture_starts_and_stops_and_records_the_line(emulator: Start, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from drivers.capture import read_capture
+
+    monkeypatch.chdir(tmp_path)
+    server = emulator("healthy")
+    app = make_app(server.port, interactive=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot, app)
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        assert app.capture is not None
+        assert "REC" in str(app.query_one("#status", Static).render())
+        await pilot.press("1")
+        await wait_for(pilot, lambda: app.tiles["system"].state == "pass" and not app.running)
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        assert app.capture is None
+    (path,) = tmp_path.glob("pos-sim-capture-*.cap")
+    records = list(read_capture(path))
+    sent = b"".join(r.data for r in records if getattr(r, "direction", None) == ">")
+    got = b"".join(r.data for r in records if getattr(r, "direction", None) == "<")
+    from protocols import FrameDeframer, MessageType
+
+    assert MessageType.SELFTEST_START in {f.type for f in FrameDeframer().feed(sent)}
+    assert MessageType.SELFTEST_RESULT in {f.type for f in FrameDeframer().feed(got)}
+
+
+@sync
 async def test_log_toggle_hex_and_pause(emulator: Start) -> None:
     server = emulator("healthy")
     app = make_app(server.port, interactive=False)
