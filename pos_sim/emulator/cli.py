@@ -103,15 +103,23 @@ def run(args: argparse.Namespace) -> int:
     except EmulatorError as exc:
         print(f"pos-sim emulate: {exc}", file=sys.stderr)
         return exc.exit_code
+    # the handlers go in before PORT is printed: a script may signal as soon as it reads it
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     kind, tcp_port = args.transport
     try:
         port = server.serve_pty() if kind == "pty" else server.serve_tcp(tcp_port)
-    except EmulatorError as exc:
+    except (EmulatorError, OSError) as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.stop()
-        print(f"pos-sim emulate: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        server.stop()
+        if isinstance(exc, EmulatorError):
+            print(f"pos-sim emulate: {exc}", file=sys.stderr)
+            return exc.exit_code
         print(f"pos-sim emulate: cannot open a {kind}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_PORT
     print(f"PORT {port}", flush=True)
@@ -122,12 +130,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"line {args.baud} baud 8N1, {speed}, state {args.state or 'in memory only'}")
     print("stop with Ctrl-C or SIGTERM", flush=True)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         # wake now and then to notice a server thread that died on its own
         while not stop.wait(0.5) and server.running:

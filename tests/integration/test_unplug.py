@@ -77,5 +77,9 @@ def test_unplug_at_every_byte_offset() -> None:
                     assert (kept.outcome, kept.code) == (by_component[component].outcome, by_component[component].code)
             finally:
                 term.close()
+        # the link and the emulator join their threads on close; allow a loaded machine a moment
+        deadline = time.monotonic() + 2.0
+        while threading.active_count() > baseline and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert threading.active_count() == baseline, f"cut at byte {k}: a thread was left behind"
     assert cut_mid_exchange >= total - 11
