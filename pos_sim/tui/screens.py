@@ -87,13 +87,14 @@ class PortEntry:
 
 def discover_entries() -> list[PortEntry]:
     """Discovered serial ports (terminals first) and then the emulator's scenarios as emu:// ports."""
-    from drivers.discovery import list_ports
+    from drivers import discovery
+    from drivers.errors import DriverError
     from pos_sim.emulator import scenario_names
 
     entries: list[PortEntry] = []
     try:
-        ports = list_ports()
-    except Exception:  # a broken VID:PID table must not take the picker down
+        ports = discovery.list_ports()
+    except DriverError:  # a broken VID:PID table must not take the picker down
         ports = []
     for p in ports:
         what = p.known.label if p.known is not None else (p.description or p.kind)

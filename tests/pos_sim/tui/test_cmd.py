@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -70,4 +71,34 @@ async def test_picker_opens_the_chosen_port() -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.device is not None)
         assert app.port == "emu://healthy" and app.device is not None and app.device.serial == "SP0000123"
+        await pilot.press("q")
+
+
+@sync
+async def test_picker_follows_a_terminal_plugged_in_and_pulled_out(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """USB enumeration is the one thing faked: real ListPortInfo objects, appearing and going."""
+    from serial.tools.list_ports_common import ListPortInfo
+
+    from drivers import discovery
+    from pos_sim.tui import screens
+
+    plugged: list[ListPortInfo] = []
+    real = discovery.list_ports
+    monkeypatch.setattr(discovery, "list_ports", lambda: real(comports=lambda: list(plugged),
+                                                             by_id_dir=tmp_path))
+    monkeypatch.setattr(screens, "PICKER_REFRESH", 0.2)
+    app = PosSimApp(None, lang="en", timings=TIMINGS, interactive=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PickerScreen) and bool(app.screen.entries))
+        picker = app.screen
+        assert isinstance(picker, PickerScreen)
+        assert not any(e.port == "/dev/ttyACM7" for e in picker.entries)
+        port = ListPortInfo("/dev/ttyACM7")
+        port.vid, port.pid, port.serial_number, port.description = 0x11CA, 0x0207, "VX810-1", "Vx810"
+        plugged.append(port)
+        await wait_for(pilot, lambda: picker.entries[0].port == "/dev/ttyACM7")   # terminals first
+        assert "Verifone" in picker.entries[0].label or "Vx810" in picker.entries[0].label
+        plugged.clear()
+        await wait_for(pilot, lambda: not any(e.port == "/dev/ttyACM7" for e in picker.entries))
         await pilot.press("q")
