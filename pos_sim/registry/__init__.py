@@ -1,0 +1,37 @@
+"""The registry of devices, diagnostic runs, backups, repair tickets and the audit log.
+
+See :mod:`pos_sim.registry.registry` and DESIGN.md ("Registry and lifecycle").
+"""
+
+from __future__ import annotations
+
+from pos_sim.registry.errors import (
+    CardDataRefused,
+    IllegalTransition,
+    RegistryError,
+    SchemaTooNew,
+    UnknownDevice,
+    UnknownTicket,
+)
+from pos_sim.registry.migrations import LATEST as SCHEMA_VERSION
+from pos_sim.registry.registry import (
+    MATERIALS,
+    TICKET_NEXT,
+    TICKET_STATES,
+    AuditEntry,
+    AuditVerification,
+    BackupRecord,
+    DeviceRecord,
+    Registry,
+    ResultRecord,
+    RunRecord,
+    TicketEventRecord,
+    TicketRecord,
+)
+
+__all__ = [
+    "MATERIALS", "SCHEMA_VERSION", "TICKET_NEXT", "TICKET_STATES", "AuditEntry", "AuditVerification",
+    "BackupRecord", "CardDataRefused", "DeviceRecord", "IllegalTransition", "Registry", "RegistryError",
+    "ResultRecord", "RunRecord", "SchemaTooNew", "TicketEventRecord", "TicketRecord", "UnknownDevice",
+    "UnknownTicket",
+]

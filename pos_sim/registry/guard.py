@@ -1,0 +1,52 @@
+"""Canonical JSON for the audit chain, and the guard that keeps card numbers out of the registry.
+
+PCI DSS: a full card number (PAN) is never stored.  The registry has no card data to store, so
+the guard is a tripwire: free text and audit details that contain a run of 13 to 19 digits
+(contiguous, or grouped by single spaces or dashes as PANs are often written) that passes the
+Luhn check are refused.  The error never repeats the digits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pos_sim.registry.errors import CardDataRefused
+
+#: 13-19 digits, optionally grouped by single spaces or dashes, not part of a longer digit run
+_CANDIDATE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when ``digits`` (only 0-9) passes the Luhn check."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def contains_card_number(text: str) -> bool:
+    """True when ``text`` holds a Luhn-valid 13-19 digit run (see the module docstring)."""
+    for m in _CANDIDATE.finditer(text):
+        digits = re.sub(r"[ -]", "", m.group())
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            return True
+    return False
+
+
+def refuse_card_data(what: str, text: str) -> None:
+    """Raise :class:`CardDataRefused` when ``text`` looks like it carries a card number."""
+    if contains_card_number(text):
+        raise CardDataRefused(f"refused to store {what}: it contains what looks like a card number "
+                              "(a Luhn-valid run of 13-19 digits); mask it to BIN and last four")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text, no NaN: the same value always gives the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

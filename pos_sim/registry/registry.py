@@ -1,0 +1,536 @@
+"""The registry: devices, diagnostic runs, backups, repair tickets and the audit log.
+
+``Registry.open()`` uses SQLite in ``platformdirs.user_data_dir("pos-sim")/registry.db`` unless
+given a SQLAlchemy URL (or a file path), or ``POS_SIM_DB`` names one.  On SQLite the journal is
+WAL with ``synchronous=FULL`` and foreign keys on, and every transaction starts with
+``BEGIN IMMEDIATE`` so writers queue instead of failing half-way.  Every write method commits
+before it returns: when it returns, the row is on disk.
+
+Audit chain: row *n* stores ``prev_hash`` (row *n-1*'s hash, 64 zeros for the first) and
+``hash = sha256(prev_hash + canonical_json(row without hashes))``.  :meth:`Registry.verify_audit`
+recomputes it and names the first row that does not match.  A chain cut at its end cannot be
+told from a shorter one; anchor the last hash elsewhere (a report, a ticket) to detect that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Engine, create_engine, event, make_url, select, text
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from drivers.terminal import DeviceInfo
+from pos_sim.diagnostics.engine import DiagnosticReport
+from pos_sim.registry.errors import IllegalTransition, RegistryError, UnknownDevice, UnknownTicket
+from pos_sim.registry.guard import canonical_json, refuse_card_data
+from pos_sim.registry.migrations import migrate
+from pos_sim.registry.models import (
+    AuditRow,
+    Backup,
+    Device,
+    DiagnosticRun,
+    RunResult,
+    Ticket,
+    TicketEvent,
+)
+
+ENV_VAR = "POS_SIM_DB"
+GENESIS_HASH = "0" * 64
+
+#: repair ticket states, in order, and where each may go next (diagnosing may skip awaiting_parts
+#: when no part is needed)
+TICKET_STATES = ("opened", "received", "diagnosing", "awaiting_parts", "repaired", "replaced",
+                 "returned", "closed")
+TICKET_NEXT: dict[str, tuple[str, ...]] = {
+    "opened": ("received",),
+    "received": ("diagnosing",),
+    "diagnosing": ("awaiting_parts", "repaired", "replaced"),
+    "awaiting_parts": ("repaired", "replaced"),
+    "repaired": ("returned",),
+    "replaced": ("returned",),
+    "returned": ("closed",),
+    "closed": (),
+}
+#: what a repair ticket needs (DOMAIN.md, "What a repair ticket needs")
+MATERIALS = ("owner_identity", "proof_of_purchase", "model_and_serial", "fault_description", "photos",
+             "repair_payment", "invoice")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def default_url() -> str:
+    """``POS_SIM_DB`` if set, else the SQLite file in the user's data directory."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return env
+    return f"sqlite:///{Path(platformdirs.user_data_dir('pos-sim')) / 'registry.db'}"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- what the API returns: plain, immutable values (no live ORM objects) -------------------------
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """A registered device."""
+
+    serial: str
+    manufacturer: str
+    model: str
+    firmware: str
+    lifecycle: str
+    merchant: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One stored finding."""
+
+    component: str
+    verdict: str
+    code: str | None
+    category: str | None
+    severity: str | None
+    message: str
+    communication: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored diagnostic run."""
+
+    id: int
+    serial: str
+    started_at: float
+    finished_at: float
+    plan: str
+    lang: str
+    firmware: str
+    verdict: str
+    exit_status: int
+    port: str
+    results: tuple[ResultRecord, ...]
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """One recorded transaction-log backup."""
+
+    id: int
+    serial: str
+    path: str
+    sha256: str
+    records: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TicketEventRecord:
+    """One step of a ticket's timeline."""
+
+    at: float
+    from_state: str | None
+    to_state: str
+    note: str
+
+
+@dataclass(frozen=True)
+class TicketRecord:
+    """A repair ticket with its timeline and materials checklist."""
+
+    id: int
+    serial: str
+    state: str
+    fault: str
+    opened_at: float
+    updated_at: float
+    materials: Mapping[str, bool]
+    timeline: tuple[TicketEventRecord, ...]
+
+    @property
+    def missing_materials(self) -> tuple[str, ...]:
+        """Checklist items not yet provided."""
+        return tuple(m for m in MATERIALS if not self.materials[m])
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit record as stored."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    outcome: str
+    origin: str
+    target: str
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """What :meth:`Registry.verify_audit` found; truthy when the chain is intact."""
+
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def audit_hash(prev_hash: str, row_id: int, at: str, actor: str, action: str, outcome: str,
+               origin: str, target: str, details: str) -> str:
+    """SHA-256 over the previous hash and the canonical JSON of the row (``details`` as stored)."""
+    body = canonical_json({"id": row_id, "at": at, "actor": actor, "action": action, "outcome": outcome,
+                           "origin": origin, "target": target, "details": details})
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+class Registry:
+    """The registry on one database; see the module docstring.  Use as a context manager."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine whose schema is already migrated (use :meth:`open`)."""
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Registry:
+        """Open (creating and migrating as needed) the registry at ``url``; see the module docstring.
+
+        ``url`` is a SQLAlchemy URL, or a plain path taken as a SQLite file.
+        """
+        url = url or default_url()
+        if "://" not in url:
+            url = f"sqlite:///{Path(url).expanduser()}"
+        parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        if sqlite:
+            _configure_sqlite(engine)
+        try:
+            with engine.begin() as conn:
+                migrate(conn, where=parsed.render_as_string(hide_password=True))
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- devices ---------------------------------------------------------------------------
+
+    def record_device(self, info: DeviceInfo) -> DeviceRecord:
+        """Insert or update a device from what it reported; returns the stored record."""
+        with self._tx() as s:
+            return _device_record(self._upsert_device(s, info))
+
+    @staticmethod
+    def _upsert_device(s: Session, info: DeviceInfo) -> Device:
+        now = time.time()
+        dev = s.scalars(select(Device).where(Device.serial == info.serial)).one_or_none()
+        if dev is None:
+            dev = Device(serial=info.serial, first_seen=now)
+            s.add(dev)
+        dev.manufacturer = info.manufacturer
+        dev.model = info.model
+        dev.firmware = info.firmware_version
+        dev.lifecycle = info.lifecycle
+        dev.merchant = info.merchant_id
+        dev.last_seen = now
+        s.flush()
+        return dev
+
+    @staticmethod
+    def _device(s: Session, serial: str, *, create: bool = False) -> Device:
+        dev = s.scalars(select(Device).where(Device.serial == serial)).one_or_none()
+        if dev is None:
+            if not create:
+                raise UnknownDevice(f"no device with serial {serial!r} in the registry")
+            now = time.time()
+            dev = Device(serial=serial, first_seen=now, last_seen=now, manufacturer="", model="", firmware="",
+                         lifecycle="unknown", merchant="")
+            s.add(dev)
+            s.flush()
+        return dev
+
+    def devices(self) -> list[DeviceRecord]:
+        """Every registered device, by serial."""
+        with self._tx() as s:
+            return [_device_record(d) for d in s.scalars(select(Device).order_by(Device.serial))]
+
+    def device(self, serial: str) -> DeviceRecord:
+        """One device; :class:`UnknownDevice` if it is not registered."""
+        with self._tx() as s:
+            return _device_record(self._device(s, serial))
+
+    # -- diagnostic runs -------------------------------------------------------------------
+
+    def record_run(self, report: DiagnosticReport) -> RunRecord:
+        """Store a diagnostic run and its findings (and update its device); committed on return."""
+        if report.device is None:
+            raise RegistryError("this run has no device identity (the terminal never answered INFO), "
+                                "so it cannot be filed under a serial number")
+        findings = [(f, False) for f in report.results] + [(f, True) for f in report.communication]
+        for f, _ in findings:
+            refuse_card_data(f"the {f.component} finding", f.message)
+        with self._tx() as s:
+            dev = self._upsert_device(s, report.device)
+            run = DiagnosticRun(
+                device_id=dev.id, started_at=report.started_at, finished_at=report.finished_at,
+                plan=report.plan, lang=report.lang, firmware=report.device.firmware_version,
+                verdict=report.verdict, exit_status=report.exit_status, port=report.port)
+            run.results = [RunResult(component=f.component, verdict=f.verdict, code=f.code, category=f.category,
+                                     severity=f.severity, message=f.message, communication=comm)
+                           for f, comm in findings]
+            s.add(run)
+            s.flush()
+            return _run_record(run, dev.serial)
+
+    def runs(self, serial: str) -> list[RunRecord]:
+        """Every run on a device, oldest first; :class:`UnknownDevice` if it is not registered."""
+        with self._tx() as s:
+            dev = self._device(s, serial)
+            rows = s.scalars(select(DiagnosticRun).where(DiagnosticRun.device_id == dev.id)
+                             .options(selectinload(DiagnosticRun.results))
+                             .order_by(DiagnosticRun.started_at, DiagnosticRun.id))
+            return [_run_record(r, serial) for r in rows]
+
+    def run_ids(self) -> set[int]:
+        """The ids of every stored run (cheap; for checks and tests)."""
+        with self._tx() as s:
+            return set(s.scalars(select(DiagnosticRun.id)))
+
+    # -- backups ---------------------------------------------------------------------------
+
+    def record_backup(self, serial: str, path: str, sha256: str, records: int,
+                      created_at: float | None = None) -> BackupRecord:
+        """Record a verified transaction-log backup of a registered device."""
+        digest = sha256.lower()
+        if not _SHA256.fullmatch(digest):
+            raise RegistryError(f"not a SHA-256 hex digest: {sha256!r}")
+        if records < 0:
+            raise RegistryError(f"a backup cannot hold {records} records")
+        with self._tx() as s:
+            dev = self._device(s, serial)
+            b = Backup(device_id=dev.id, path=str(path), sha256=digest, records=records,
+                       created_at=time.time() if created_at is None else created_at)
+            s.add(b)
+            s.flush()
+            return _backup_record(b, serial)
+
+    def backups(self, serial: str) -> list[BackupRecord]:
+        """A device's backups, oldest first."""
+        with self._tx() as s:
+            dev = self._device(s, serial)
+            rows = s.scalars(select(Backup).where(Backup.device_id == dev.id).order_by(Backup.created_at, Backup.id))
+            return [_backup_record(b, serial) for b in rows]
+
+    # -- repair tickets --------------------------------------------------------------------
+
+    def open_ticket(self, serial: str, fault: str, materials: Mapping[str, bool] | None = None,
+                    note: str = "") -> TicketRecord:
+        """Open a repair ticket (state ``opened``).  An unregistered serial is registered as a bare
+        record, since a dead terminal cannot report itself; ``materials`` ticks checklist items."""
+        if not fault.strip():
+            raise RegistryError("a repair ticket needs a fault description")
+        refuse_card_data("the fault description", fault)
+        refuse_card_data("the ticket note", note)
+        ticks = _materials(materials or {})
+        with self._tx() as s:
+            dev = self._device(s, serial, create=True)
+            now = time.time()
+            t = Ticket(device_id=dev.id, state="opened", fault=fault, opened_at=now, updated_at=now, **ticks)
+            t.events = [TicketEvent(at=now, from_state=None, to_state="opened", note=note)]
+            s.add(t)
+            s.flush()
+            return _ticket_record(t, serial)
+
+    def advance_ticket(self, ticket_id: int, state: str, note: str = "",
+                       materials: Mapping[str, bool] | None = None) -> TicketRecord:
+        """Move a ticket to ``state`` (refused with :class:`IllegalTransition` unless allowed
+        from where it is), adding a timestamped timeline entry; ``materials`` updates the checklist."""
+        if state not in TICKET_STATES:
+            raise IllegalTransition(f"unknown ticket state {state!r}; states: {', '.join(TICKET_STATES)}")
+        refuse_card_data("the ticket note", note)
+        ticks = _materials(materials or {})
+        with self._tx() as s:
+            t = s.get(Ticket, ticket_id, options=[selectinload(Ticket.events)])
+            if t is None:
+                raise UnknownTicket(f"no repair ticket #{ticket_id}")
+            allowed = TICKET_NEXT[t.state]
+            if state not in allowed:
+                nxt = ", ".join(allowed) if allowed else "nothing: the ticket is closed"
+                raise IllegalTransition(f"ticket #{ticket_id} is {t.state}; it cannot go to {state} "
+                                        f"(next: {nxt})")
+            now = time.time()
+            t.events.append(TicketEvent(at=now, from_state=t.state, to_state=state, note=note))
+            t.state = state
+            t.updated_at = now
+            for k, v in ticks.items():
+                setattr(t, k, v)
+            s.flush()
+            serial = s.scalars(select(Device.serial).where(Device.id == t.device_id)).one()
+            return _ticket_record(t, serial)
+
+    def tickets(self, serial: str | None = None) -> list[TicketRecord]:
+        """Every ticket (or one device's), oldest first, with timelines."""
+        with self._tx() as s:
+            q = (select(Ticket, Device.serial).join(Device, Device.id == Ticket.device_id)
+                 .options(selectinload(Ticket.events)).order_by(Ticket.id))
+            if serial is not None:
+                q = q.where(Device.serial == serial)
+            return [_ticket_record(t, ser) for t, ser in s.execute(q).all()]
+
+    def ticket(self, ticket_id: int) -> TicketRecord:
+        """One ticket; :class:`UnknownTicket` if there is none."""
+        for t in self.tickets():
+            if t.id == ticket_id:
+                return t
+        raise UnknownTicket(f"no repair ticket #{ticket_id}")
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def audit(self, actor: str, action: str, outcome: str, origin: str, target: str,
+              details: Mapping[str, Any] | None = None) -> AuditEntry:
+        """Append a hash-chained audit record (who, what, outcome, from where, on what); committed
+        on return.  Details containing a card number are refused (:class:`CardDataRefused`)."""
+        details_json = canonical_json(dict(details or {}))
+        refuse_card_data("audit details", details_json)
+        with self._tx() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                # serialise appenders so two cannot chain onto the same head
+                s.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+            head = s.execute(select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)).first()
+            row_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+            at = _now_iso()
+            digest = audit_hash(prev, row_id, at, actor, action, outcome, origin, target, details_json)
+            row = AuditRow(id=row_id, at=at, actor=actor, action=action, outcome=outcome, origin=origin,
+                           target=target, details=details_json, prev_hash=prev, hash=digest)
+            s.add(row)
+            s.flush()
+            return _audit_entry(row)
+
+    def audit_log(self, limit: int | None = None) -> list[AuditEntry]:
+        """Audit records, oldest first (the last ``limit`` if given)."""
+        with self._tx() as s:
+            q = select(AuditRow).order_by(AuditRow.id.desc())
+            if limit is not None:
+                q = q.limit(limit)
+            return [_audit_entry(r) for r in reversed(s.scalars(q).all())]
+
+    def verify_audit(self) -> AuditVerification:
+        """Walk the chain from the first record; name the first one whose link or hash is wrong."""
+        prev, expected_id, checked = GENESIS_HASH, 1, 0
+        with self._tx() as s:
+            for r in s.scalars(select(AuditRow).order_by(AuditRow.id).execution_options(yield_per=500)):
+                if r.id != expected_id:
+                    return AuditVerification(False, checked, r.id,
+                                             f"audit record {r.id} follows {expected_id - 1}: records are missing")
+                if r.prev_hash != prev:
+                    return AuditVerification(False, checked, r.id,
+                                             f"audit record {r.id} does not link to the record before it")
+                if audit_hash(r.prev_hash, r.id, r.at, r.actor, r.action, r.outcome, r.origin, r.target,
+                              r.details) != r.hash:
+                    return AuditVerification(False, checked, r.id,
+                                             f"audit record {r.id} was altered: its hash does not match")
+                prev, expected_id, checked = r.hash, expected_id + 1, checked + 1
+        return AuditVerification(True, checked)
+
+    # -- database checks -------------------------------------------------------------------
+
+    def pragma(self, name: str) -> Any:
+        """The value of a SQLite PRAGMA (for checks: journal_mode, synchronous, foreign_keys)."""
+        if not re.fullmatch(r"[a-z_]+", name):
+            raise ValueError(f"not a pragma name: {name!r}")
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, synchronous=FULL, foreign keys, and BEGIN IMMEDIATE for every transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None          # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _materials(ticks: Mapping[str, bool]) -> dict[str, bool]:
+    unknown = sorted(set(ticks) - set(MATERIALS))
+    if unknown:
+        raise RegistryError(f"unknown checklist item(s) {', '.join(unknown)}; items: {', '.join(MATERIALS)}")
+    return {k: bool(v) for k, v in ticks.items()}
+
+
+def _device_record(d: Device) -> DeviceRecord:
+    return DeviceRecord(d.serial, d.manufacturer, d.model, d.firmware, d.lifecycle, d.merchant, d.first_seen,
+                        d.last_seen)
+
+
+def _run_record(r: DiagnosticRun, serial: str) -> RunRecord:
+    results = tuple(ResultRecord(x.component, x.verdict, x.code, x.category, x.severity, x.message,
+                                 x.communication) for x in r.results)
+    return RunRecord(r.id, serial, r.started_at, r.finished_at, r.plan, r.lang, r.firmware, r.verdict,
+                     r.exit_status, r.port, results)
+
+
+def _backup_record(b: Backup, serial: str) -> BackupRecord:
+    return BackupRecord(b.id, serial, b.path, b.sha256, b.records, b.created_at)
+
+
+def _ticket_record(t: Ticket, serial: str) -> TicketRecord:
+    return TicketRecord(t.id, serial, t.state, t.fault, t.opened_at, t.updated_at,
+                        {m: bool(getattr(t, m)) for m in MATERIALS},
+                        tuple(TicketEventRecord(e.at, e.from_state, e.to_state, e.note) for e in t.events))
+
+
+def _audit_entry(r: AuditRow) -> AuditEntry:
+    return AuditEntry(r.id, r.at, r.actor, r.action, r.outcome, r.origin, r.target, json.loads(r.details),
+                      r.prev_hash, r.hash)
