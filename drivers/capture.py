@@ -607,28 +607,19 @@ def open_terminal(port: str, capture: str | Path, *, timeout: float | None = Non
     ``extra`` goes into the header (``pos-sim diag`` puts its plan and tests there, so that
     ``pos-sim replay`` runs the same plan).
     """
-    from drivers.link import Link, LinkTimings
+    from drivers.link import LinkTimings
     from drivers.terminal import Terminal
-    from drivers.transport import open_port
 
     t = timings or LinkTimings()
     writer = CaptureWriter(capture, port=port, baud=t.baud, extra=extra)
+    opened = False
     try:
-        ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
-    except BaseException:
-        writer.close()
-        raise
-    link = Link(CaptureTap(ser, writer), timings=t, name=port)
-    term = Terminal(link)
-    if timeout is not None:
-        term.deadline = time.monotonic() + timeout
-    link.start()
-    if connect:
-        try:
-            term.connect()
-        except BaseException:
-            term.close()
-            raise
+        term = Terminal.open(port, timings=t, connect=connect, timeout=timeout,
+                             wrap=lambda ser: CaptureTap(ser, writer))
+        opened = True
+    finally:
+        if not opened:   # the port never opened (or HELLO failed): the capture still ends cleanly
+            writer.close()
     return term
 
 

@@ -254,10 +254,9 @@ class StateStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
-        except BaseException:
-            # never leave a half-written temporary file behind
+        finally:
+            # never leave a half-written temporary file behind (gone already after the replace)
             Path(tmp).unlink(missing_ok=True)
-            raise
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

@@ -230,12 +230,14 @@ class Registry:
         engine = create_engine(url)
         if sqlite:
             _configure_sqlite(engine)
+        migrated = False
         try:
             with engine.begin() as conn:
                 migrate(conn, where=parsed.render_as_string(hide_password=True))
-        except BaseException:
-            engine.dispose()
-            raise
+            migrated = True
+        finally:
+            if not migrated:   # a refused or broken database leaves no connection open
+                engine.dispose()
         return cls(engine)
 
     def close(self) -> None:
