@@ -59,6 +59,10 @@ def add_parser(sub: Any) -> None:
                    help=f"give up if the terminal does not answer within S seconds (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--capture", metavar="FILE",
                    help="record every byte of the session to FILE (FILE.gz compressed); see docs/capture-format.md")
+    p.add_argument("--no-record", action="store_true", help="do not record the run in the registry")
+    from pos_sim.registry_cmd import add_db_option
+
+    add_db_option(p)
     p.set_defaults(func=run)
 
 
@@ -151,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         if mismatch is not None:
             print(f"pos-sim diag: {mismatch}", file=sys.stderr)
 
+    if not getattr(args, "no_record", False) and report.device is not None:
+        _record(report, getattr(args, "db", None))
     if args.report:
         from pos_sim.reports import write_report
 
@@ -233,3 +239,16 @@ def _width(text: str) -> int:
 
 def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
+
+
+def _record(report: DiagnosticReport, db: str | None) -> None:
+    """File the run in the registry; say so only once it is committed, and never fail the run."""
+    from pos_sim.registry import Registry, RegistryError
+
+    try:
+        with Registry.open(db) as reg:
+            saved = reg.record_run(report)
+    except (RegistryError, OSError) as exc:
+        print(f"pos-sim diag: the run was not recorded in the registry: {exc}", file=sys.stderr)
+        return
+    print(f"recorded as run #{saved.id} (pos-sim runs {saved.serial})", file=sys.stderr)

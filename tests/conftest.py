@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def registry_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs recorded by `pos-sim diag` (also in subprocesses) go to a throwaway database, never
+    to the user's data directory."""
+    previous = os.environ.get("POS_SIM_DB")
+    os.environ["POS_SIM_DB"] = str(tmp_path_factory.mktemp("registry") / "registry.db")
+    yield
+    if previous is None:
+        os.environ.pop("POS_SIM_DB", None)
+    else:
+        os.environ["POS_SIM_DB"] = previous
 
 #: threads that belong to the test runner or libraries, not to the code under test
 _FOREIGN = ("pytest_timeout", "hypothesis", "ThreadPoolExecutor-", "asyncio_")

@@ -208,3 +208,23 @@ def test_permission_denied_is_exit_2_and_says_how_to_fix_it() -> None:
     assert os.waitstatus_to_exitcode(status) == 2, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "permission denied" in lines[0] and "dialout" in lines[0] and "udev" in lines[0]
+
+
+def test_each_run_is_recorded_and_listed(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'bench.db'}"
+    for scenario in ("paper-out", "paper-out", "healthy"):
+        r = diag(f"emu://{scenario}?speed=50", "--non-interactive", "--db", db)
+        assert "recorded as run #" in r.stderr
+    devices = subprocess.run([sys.executable, "-m", "pos_sim.cli", "devices", "--json", "--db", db],
+                             capture_output=True, text=True, timeout=60, check=True)
+    serials = sorted(d["serial"] for d in json.loads(devices.stdout)["devices"])
+    assert serials == ["SP0000123", "SP0000789"]
+    runs = subprocess.run([sys.executable, "-m", "pos_sim.cli", "runs", "SP0000789", "--db", db],
+                          capture_output=True, text=True, timeout=60, check=True)
+    lines = runs.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("needs_attention" in line and "printer:paper_end" in line for line in lines)
+    unknown = subprocess.run([sys.executable, "-m", "pos_sim.cli", "runs", "NOPE", "--db", db],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+    skipped = diag("emu://healthy?speed=50", "--non-interactive", "--db", db, "--no-record")
+    assert "recorded" not in skipped.stderr
