@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     capture_cmd.add_parser(sub)
     tui_cmd.add_parser(sub)
     registry_cmd.add_parser(sub)
+    registry_cmd.add_ticket_and_audit_parsers(sub)
     return parser
 
 

@@ -7,7 +7,10 @@ otherwise (any SQLAlchemy URL: a repair centre can point every bench at one serv
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
+import socket
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -81,4 +84,126 @@ def run_runs(args: argparse.Namespace) -> int:
         bad = [f"{x.component}:{x.code or x.verdict}" for x in r.results if x.verdict not in ("pass", "skipped")]
         print(f"#{r.id:<5} {_when(r.started_at)}  {r.plan:<6} {r.verdict:<16} exit {r.exit_status:<4} "
               f"{', '.join(bad) or 'all fine'}")
+    return 0
+
+
+def add_ticket_and_audit_parsers(sub: Any) -> None:
+    """Add ``ticket open|show|advance|list`` and ``audit show|verify``."""
+    from pos_sim.registry import MATERIALS, TICKET_STATES
+
+    t = sub.add_parser("ticket", help="repair tickets: open, show, advance, list",
+                       description="Repair tickets with a timestamped timeline and the materials checklist "
+                                   f"({', '.join(MATERIALS)}). States: {' → '.join(TICKET_STATES)}.")
+    tsub = t.add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
+    p = tsub.add_parser("open", help="open a ticket for a terminal")
+    p.add_argument("serial", metavar="SERIAL")
+    p.add_argument("--fault", required=True, help="what is wrong, in a few words")
+    p.add_argument("--have", default="", metavar="LIST",
+                   help=f"materials already provided, comma-separated ({','.join(MATERIALS)})")
+    p = tsub.add_parser("show", help="one ticket with its timeline")
+    p.add_argument("id", type=int, metavar="ID")
+    p = tsub.add_parser("advance", help="move a ticket to its next state")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("state", choices=TICKET_STATES, metavar="STATE", help=", ".join(TICKET_STATES))
+    p.add_argument("--note", default="", help="what happened")
+    p = tsub.add_parser("list", help="every ticket (or one terminal's)")
+    p.add_argument("--serial", metavar="SERIAL")
+    for p in tsub.choices.values():
+        p.add_argument("--json", action="store_true", help="print JSON")
+        add_db_option(p)
+    t.set_defaults(func=run_ticket)
+
+    a = sub.add_parser("audit", help="the append-only audit log: show it, verify its hash chain",
+                       description="Every lifecycle operation and every forced action is in the audit log; "
+                                   "each record carries the hash of the one before. verify walks the chain "
+                                   "and names the first record that was altered.")
+    asub = a.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    p = asub.add_parser("show", help="the latest records")
+    p.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    p = asub.add_parser("verify", help="check the hash chain (exit 4 when broken)")
+    for p in asub.choices.values():
+        p.add_argument("--json", action="store_true", help="print JSON")
+        add_db_option(p)
+    a.set_defaults(func=run_audit)
+
+
+def _ticket_lines(tk: Any) -> list[str]:
+    out = [f"ticket #{tk.id}  {tk.serial}  {tk.state}  opened {_when(tk.opened_at)}  fault: {tk.fault}"]
+    out += [f"  {_when(e.at)}  {e.from_state or '-'} → {e.to_state}  {e.note}" for e in tk.timeline]
+    if tk.missing_materials:
+        out.append(f"  still needed: {', '.join(tk.missing_materials)}")
+    return out
+
+
+def _audit(reg: Registry, action: str, ticket: Any, details: dict[str, Any]) -> None:
+    """Who did what to which ticket, from which bench (after the change is committed)."""
+    reg.audit(_who(), action, "ok", socket.gethostname(), f"ticket #{ticket.id} {ticket.serial}", details)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # no name for this uid (containers)
+        return f"uid {os.getuid()}"
+
+
+def run_ticket(args: argparse.Namespace) -> int:
+    """Carry out ``pos-sim ticket ...``."""
+    from pos_sim.registry import MATERIALS
+
+    try:
+        with Registry.open(args.db) as reg:
+            if args.ticket_command == "open":
+                have = [m.strip() for m in args.have.split(",") if m.strip()]
+                unknown = [m for m in have if m not in MATERIALS]
+                if unknown:
+                    print(f"pos-sim ticket: unknown material {', '.join(unknown)}; known: {', '.join(MATERIALS)}",
+                          file=sys.stderr)
+                    return 1
+                tickets = [reg.open_ticket(args.serial, args.fault, dict.fromkeys(have, True))]
+                _audit(reg, "ticket.open", tickets[0], {"fault": args.fault, "have": have})
+            elif args.ticket_command == "show":
+                tickets = [reg.ticket(args.id)]
+            elif args.ticket_command == "advance":
+                tickets = [reg.advance_ticket(args.id, args.state, args.note)]
+                _audit(reg, "ticket.advance", tickets[0], {"state": args.state, "note": args.note})
+            else:
+                tickets = reg.tickets(args.serial)
+    except RegistryError as exc:
+        print(f"pos-sim ticket: {exc}", file=sys.stderr)
+        return 4
+    if args.json:
+        print(json.dumps({"schema_version": 1, "tickets": [asdict(t) for t in tickets]}, ensure_ascii=False,
+                         default=dict))
+        return 0
+    for tk in tickets:
+        print("\n".join(_ticket_lines(tk)))
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Carry out ``pos-sim audit show|verify``."""
+    try:
+        with Registry.open(args.db) as reg:
+            if args.audit_command == "verify":
+                result = reg.verify_audit()
+                if args.json:
+                    print(json.dumps(asdict(result)))
+                elif result.ok:
+                    print(f"audit log intact: {result.checked} records, hash chain verified")
+                else:
+                    print(f"pos-sim audit: record {result.first_broken} is broken: {result.reason}", file=sys.stderr)
+                return 0 if result.ok else 4
+            entries = reg.audit_log(args.limit)
+    except RegistryError as exc:
+        print(f"pos-sim audit: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"schema_version": 1, "entries": [asdict(e) for e in entries]}, ensure_ascii=False,
+                         default=dict))
+        return 0
+    for e in entries:
+        print(f"#{e.id:<5} {e.at}  {e.actor:<12} {e.action:<16} {e.outcome:<10} {e.target}  (from {e.origin})")
+    if not entries:
+        print("the audit log is empty")
     return 0
