@@ -39,6 +39,7 @@ from serial.serialutil import (
 
 from pos_sim.emulator.errors import EmulatorError
 from pos_sim.emulator.server import EmulatorServer
+from pos_sim.wireless_line import NoModemLines
 
 _OPTIONS = ("speed", "baud", "state", "confirm_timeout", "session_timeout")
 
@@ -79,7 +80,7 @@ def _drain(fd: int) -> None:
             pass
 
 
-class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type information
+class Serial(NoModemLines, SerialBase):  # type: ignore[misc]  # pyserial ships no type information
     """A serial port whose other end is an emulated terminal in this process."""
 
     is_open: bool
@@ -227,46 +228,8 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type inform
             except OSError as exc:
                 raise SerialException(f"read failed: {exc}") from exc
 
-    def reset_output_buffer(self) -> None:
-        """Nothing to discard: written bytes are already with the emulator."""
+    def _require_open(self) -> None:
         self._sock()
-
-    def send_break(self, duration: float = 0.25) -> None:
-        """The emulated line has no break condition; ignored."""
-        self._sock()
-
-    def _update_break_state(self) -> None:
-        """Ignored (no break condition)."""
-
-    def _update_rts_state(self) -> None:
-        """Ignored (no modem lines)."""
-
-    def _update_dtr_state(self) -> None:
-        """Ignored (no modem lines)."""
-
-    @property
-    def cts(self) -> bool:
-        """Always clear to send."""
-        self._sock()
-        return True
-
-    @property
-    def dsr(self) -> bool:
-        """Always ready."""
-        self._sock()
-        return True
-
-    @property
-    def ri(self) -> bool:
-        """Never ringing."""
-        self._sock()
-        return False
-
-    @property
-    def cd(self) -> bool:
-        """Carrier always present."""
-        self._sock()
-        return True
 
     def fileno(self) -> int:
         """The socket's descriptor, for select."""

@@ -18,6 +18,7 @@ from typing import Any
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_bytes
 
 from pos_sim.replay.player import DEFAULT_MAX_GAP, CapturePlayer
+from pos_sim.wireless_line import NoModemLines
 
 _OPTIONS = ("max_gap",)
 
@@ -44,7 +45,7 @@ def parse_url(url: str) -> tuple[str, dict[str, float]]:
     return path, options
 
 
-class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type information
+class Serial(NoModemLines, SerialBase):  # type: ignore[misc]  # pyserial ships no type information
     """A serial port whose other end is a recorded terminal."""
 
     is_open: bool
@@ -106,39 +107,5 @@ class Serial(SerialBase):  # type: ignore[misc]  # pyserial ships no type inform
         """Ignored: every recorded byte is delivered."""
         self._player()
 
-    def reset_output_buffer(self) -> None:
-        """Nothing is buffered."""
+    def _require_open(self) -> None:
         self._player()
-
-    def send_break(self, duration: float = 0.25) -> None:
-        """Ignored."""
-        self._player()
-
-    def _update_break_state(self) -> None:
-        """Ignored."""
-
-    def _update_rts_state(self) -> None:
-        """Ignored."""
-
-    def _update_dtr_state(self) -> None:
-        """Ignored."""
-
-    @property
-    def cts(self) -> bool:
-        """Always clear to send."""
-        return True
-
-    @property
-    def dsr(self) -> bool:
-        """Always ready."""
-        return True
-
-    @property
-    def ri(self) -> bool:
-        """Never ringing."""
-        return False
-
-    @property
-    def cd(self) -> bool:
-        """Carrier always present."""
-        return True
