@@ -7,10 +7,7 @@ otherwise (any SQLAlchemy URL: a repair centre can point every bench at one serv
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
-import socket
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -135,18 +132,6 @@ def _ticket_lines(tk: Any) -> list[str]:
     return out
 
 
-def _audit(reg: Registry, action: str, ticket: Any, details: dict[str, Any]) -> None:
-    """Who did what to which ticket, from which bench (after the change is committed)."""
-    reg.audit(_who(), action, "ok", socket.gethostname(), f"ticket #{ticket.id} {ticket.serial}", details)
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):   # no name for this uid (containers)
-        return f"uid {os.getuid()}"
-
-
 def run_ticket(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim ticket ...``."""
     from pos_sim.registry import MATERIALS
@@ -161,12 +146,10 @@ def run_ticket(args: argparse.Namespace) -> int:
                           file=sys.stderr)
                     return 1
                 tickets = [reg.open_ticket(args.serial, args.fault, dict.fromkeys(have, True))]
-                _audit(reg, "ticket.open", tickets[0], {"fault": args.fault, "have": have})
             elif args.ticket_command == "show":
                 tickets = [reg.ticket(args.id)]
             elif args.ticket_command == "advance":
                 tickets = [reg.advance_ticket(args.id, args.state, args.note)]
-                _audit(reg, "ticket.advance", tickets[0], {"state": args.state, "note": args.note})
             else:
                 tickets = reg.tickets(args.serial)
     except RegistryError as exc:

@@ -18,10 +18,12 @@ from pos_sim.registry.registry import (
     MATERIALS,
     TICKET_NEXT,
     TICKET_STATES,
+    Actor,
     AuditEntry,
     AuditVerification,
     BackupRecord,
     DeviceRecord,
+    LifecycleOpRecord,
     Registry,
     ResultRecord,
     RunRecord,
@@ -30,8 +32,9 @@ from pos_sim.registry.registry import (
 )
 
 __all__ = [
-    "MATERIALS", "SCHEMA_VERSION", "TICKET_NEXT", "TICKET_STATES", "AuditEntry", "AuditVerification",
-    "BackupRecord", "CardDataRefused", "DeviceRecord", "IllegalTransition", "Registry", "RegistryError",
+    "MATERIALS", "SCHEMA_VERSION", "TICKET_NEXT", "TICKET_STATES", "Actor", "AuditEntry", "AuditVerification",
+    "BackupRecord", "CardDataRefused", "DeviceRecord", "IllegalTransition", "LifecycleOpRecord", "Registry",
+    "RegistryError",
     "ResultRecord", "RunRecord", "SchemaTooNew", "TicketEventRecord", "TicketRecord", "UnknownDevice",
     "UnknownTicket",
 ]

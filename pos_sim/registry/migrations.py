@@ -22,7 +22,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 
 from pos_sim.registry.errors import SchemaTooNew
 from pos_sim.registry.models import Base, SchemaVersion
@@ -35,21 +49,110 @@ SQLITE_AUDIT_TRIGGERS = (
 )
 
 
-def _v1(conn: Connection) -> None:
-    """Version 1: devices, runs and results, backups, tickets and timeline, audit log.
+def _v1_tables(md: MetaData) -> None:
+    """Version 1 as it shipped, frozen: these definitions never change (the models may)."""
+    Table("devices", md,
+          Column("id", Integer, primary_key=True),
+          Column("serial", String(64), nullable=False, unique=True),
+          Column("manufacturer", String(128), nullable=False),
+          Column("model", String(128), nullable=False),
+          Column("firmware", String(64), nullable=False),
+          Column("lifecycle", String(32), nullable=False),
+          Column("merchant", String(64), nullable=False),
+          Column("first_seen", Float, nullable=False),
+          Column("last_seen", Float, nullable=False))
+    Table("diagnostic_runs", md,
+          Column("id", Integer, primary_key=True),
+          Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+          Column("started_at", Float, nullable=False),
+          Column("finished_at", Float, nullable=False),
+          Column("plan", String(32), nullable=False),
+          Column("lang", String(16), nullable=False),
+          Column("firmware", String(64), nullable=False),
+          Column("verdict", String(16), nullable=False),
+          Column("exit_status", Integer, nullable=False),
+          Column("port", Text, nullable=False))
+    Table("run_results", md,
+          Column("id", Integer, primary_key=True),
+          Column("run_id", Integer, ForeignKey("diagnostic_runs.id"), nullable=False, index=True),
+          Column("component", String(32), nullable=False),
+          Column("verdict", String(16), nullable=False),
+          Column("code", String(64)),
+          Column("category", String(32)),
+          Column("severity", String(32)),
+          Column("message", Text, nullable=False),
+          Column("communication", Boolean, nullable=False))
+    Table("backups", md,
+          Column("id", Integer, primary_key=True),
+          Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+          Column("path", Text, nullable=False),
+          Column("sha256", String(64), nullable=False),
+          Column("records", Integer, nullable=False),
+          Column("created_at", Float, nullable=False))
+    Table("repair_tickets", md,
+          Column("id", Integer, primary_key=True),
+          Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+          Column("state", String(32), nullable=False),
+          Column("fault", Text, nullable=False),
+          Column("opened_at", Float, nullable=False),
+          Column("updated_at", Float, nullable=False),
+          *(Column(m, Boolean, nullable=False) for m in ("owner_identity", "proof_of_purchase", "model_and_serial",
+                                                         "fault_description", "photos", "repair_payment",
+                                                         "invoice")))
+    Table("ticket_events", md,
+          Column("id", Integer, primary_key=True),
+          Column("ticket_id", Integer, ForeignKey("repair_tickets.id"), nullable=False, index=True),
+          Column("at", Float, nullable=False),
+          Column("from_state", String(32)),
+          Column("to_state", String(32), nullable=False),
+          Column("note", Text, nullable=False))
+    Table("audit_log", md,
+          Column("id", Integer, primary_key=True, autoincrement=False),
+          Column("at", String(40), nullable=False),
+          Column("actor", Text, nullable=False),
+          Column("action", String(64), nullable=False),
+          Column("outcome", String(32), nullable=False),
+          Column("origin", Text, nullable=False),
+          Column("target", Text, nullable=False),
+          Column("details", Text, nullable=False),
+          Column("prev_hash", String(64), nullable=False),
+          Column("hash", String(64), nullable=False, unique=True))
 
-    When version 2 is written, freeze this function to explicit DDL: ``create_all`` creates
-    whatever the models say *now*.
-    """
-    tables = [t for t in Base.metadata.sorted_tables if t.name != SchemaVersion.__tablename__]
-    Base.metadata.create_all(conn, tables=tables)
+
+def _v1(conn: Connection) -> None:
+    """Version 1: devices, runs and results, backups, tickets and timeline, audit log."""
+    md = MetaData()
+    _v1_tables(md)
+    md.create_all(conn)
     if conn.dialect.name == "sqlite":
         for ddl in SQLITE_AUDIT_TRIGGERS:
             conn.exec_driver_sql(ddl)
 
 
+def _v2(conn: Connection) -> None:
+    """Version 2: lifecycle operations (every attempt, its answer, who and why; frozen)."""
+    md = MetaData()
+    _v1_tables(md)   # for the foreign keys' targets; only the new table is created
+    ops = Table("lifecycle_ops", md,
+                Column("id", Integer, primary_key=True),
+                Column("device_id", Integer, ForeignKey("devices.id"), nullable=False, index=True),
+                Column("at", Float, nullable=False),
+                Column("operation", String(32), nullable=False),
+                Column("status", String(32), nullable=False),
+                Column("state_before", String(32), nullable=False),
+                Column("state_after", String(32), nullable=False),
+                Column("counter", Integer, nullable=False),
+                Column("actor", Text, nullable=False),
+                Column("origin", Text, nullable=False),
+                Column("reason", Text, nullable=False),
+                Column("forced", Boolean, nullable=False),
+                Column("backup_id", Integer, ForeignKey("backups.id")),
+                Column("message", Text, nullable=False))
+    ops.create(conn)
+
+
 #: MIGRATIONS[n] migrates version n to n + 1
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 LATEST = len(MIGRATIONS)
 
 

@@ -139,3 +139,29 @@ class AuditRow(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class LifecycleOpRow(Base):
+    """One lifecycle request sent to a terminal and its answer (schema version 2).
+
+    ``status`` is the terminal's answer (ok, refused_state, bad_auth, replay, ...), or
+    ``unconfirmed`` when the request went out and no answer came back (the terminal may or may
+    not have carried it out: read its state before trying again).
+    """
+
+    __tablename__ = "lifecycle_ops"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    operation: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    state_before: Mapped[str] = mapped_column(String(32))
+    state_after: Mapped[str] = mapped_column(String(32))
+    counter: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    backup_id: Mapped[int | None] = mapped_column(ForeignKey("backups.id"))
+    message: Mapped[str] = mapped_column(Text, default="")

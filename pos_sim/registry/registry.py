@@ -14,10 +14,12 @@ told from a shorter one; anchor the last hash elsewhere (a report, a ticket) to 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +42,7 @@ from pos_sim.registry.models import (
     Backup,
     Device,
     DiagnosticRun,
+    LifecycleOpRow,
     RunResult,
     Ticket,
     TicketEvent,
@@ -78,6 +81,23 @@ def default_url() -> str:
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something to the registry, and from which bench (for the audit log)."""
+
+    who: str
+    origin: str
+
+    @classmethod
+    def current(cls) -> Actor:
+        """The logged-in user on this host."""
+        try:
+            who = getpass.getuser()
+        except (KeyError, OSError):   # no name for this uid (containers)
+            who = f"uid {os.getuid()}"
+        return cls(who, socket.gethostname())
 
 
 # -- what the API returns: plain, immutable values (no live ORM objects) -------------------------
@@ -136,6 +156,26 @@ class BackupRecord:
     sha256: str
     records: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class LifecycleOpRecord:
+    """One recorded lifecycle request and the terminal's answer."""
+
+    id: int
+    serial: str
+    at: float
+    operation: str
+    status: str
+    state_before: str
+    state_after: str
+    counter: int
+    actor: str
+    origin: str
+    reason: str
+    forced: bool
+    backup_id: int | None
+    message: str
 
 
 @dataclass(frozen=True)
@@ -303,8 +343,9 @@ class Registry:
 
     # -- diagnostic runs -------------------------------------------------------------------
 
-    def record_run(self, report: DiagnosticReport) -> RunRecord:
-        """Store a diagnostic run and its findings (and update its device); committed on return."""
+    def record_run(self, report: DiagnosticReport, by: Actor | None = None) -> RunRecord:
+        """Store a diagnostic run and its findings (and update its device) with its audit record;
+        committed on return."""
         if report.device is None:
             raise RegistryError("this run has no device identity (the terminal never answered INFO), "
                                 "so it cannot be filed under a serial number")
@@ -322,6 +363,8 @@ class Registry:
                            for f, comm in findings]
             s.add(run)
             s.flush()
+            self._append_audit(s, by, "diag.run", report.verdict, dev.serial,
+                               {"run": run.id, "plan": report.plan, "exit_status": report.exit_status})
             return _run_record(run, dev.serial)
 
     def runs(self, serial: str) -> list[RunRecord]:
@@ -341,8 +384,8 @@ class Registry:
     # -- backups ---------------------------------------------------------------------------
 
     def record_backup(self, serial: str, path: str, sha256: str, records: int,
-                      created_at: float | None = None) -> BackupRecord:
-        """Record a verified transaction-log backup of a registered device."""
+                      created_at: float | None = None, by: Actor | None = None) -> BackupRecord:
+        """Record a verified transaction-log backup of a registered device, with its audit record."""
         digest = sha256.lower()
         if not _SHA256.fullmatch(digest):
             raise RegistryError(f"not a SHA-256 hex digest: {sha256!r}")
@@ -354,6 +397,8 @@ class Registry:
                        created_at=time.time() if created_at is None else created_at)
             s.add(b)
             s.flush()
+            self._append_audit(s, by, "device.backup", "ok", serial,
+                               {"backup": b.id, "path": str(path), "sha256": digest, "records": records})
             return _backup_record(b, serial)
 
     def backups(self, serial: str) -> list[BackupRecord]:
@@ -363,10 +408,49 @@ class Registry:
             rows = s.scalars(select(Backup).where(Backup.device_id == dev.id).order_by(Backup.created_at, Backup.id))
             return [_backup_record(b, serial) for b in rows]
 
+    # -- lifecycle operations --------------------------------------------------------------
+
+    def record_lifecycle(self, serial: str, operation: str, status: str, state_before: str, state_after: str,
+                         counter: int, *, reason: str = "", forced: bool = False, backup_id: int | None = None,
+                         message: str = "", merchant: str | None = None, by: Actor | None = None
+                         ) -> LifecycleOpRecord:
+        """Record a lifecycle request and the terminal's answer, update the device's state (and
+        merchant, if given) and append the audit record, all in one transaction."""
+        refuse_card_data("the reason", reason)
+        refuse_card_data("the terminal's message", message)
+        actor = by or Actor.current()
+        with self._tx() as s:
+            dev = self._device(s, serial, create=True)
+            now = time.time()
+            row = LifecycleOpRow(device_id=dev.id, at=now, operation=operation, status=status,
+                                 state_before=state_before, state_after=state_after, counter=counter,
+                                 actor=actor.who, origin=actor.origin, reason=reason, forced=forced,
+                                 backup_id=backup_id, message=message)
+            s.add(row)
+            if state_after:
+                dev.lifecycle = state_after
+            if merchant is not None:
+                dev.merchant = merchant
+            dev.last_seen = now
+            s.flush()
+            details: dict[str, Any] = {"op": row.id, "counter": counter, "from": state_before, "to": state_after}
+            details.update({k: v for k, v in (("reason", reason), ("forced", forced), ("backup", backup_id),
+                                              ("message", message)) if v})
+            self._append_audit(s, actor, f"device.{operation}", status, serial, details)
+            return _lifecycle_record(row, serial)
+
+    def lifecycle_ops(self, serial: str) -> list[LifecycleOpRecord]:
+        """A device's lifecycle requests, oldest first; :class:`UnknownDevice` if not registered."""
+        with self._tx() as s:
+            dev = self._device(s, serial)
+            rows = s.scalars(select(LifecycleOpRow).where(LifecycleOpRow.device_id == dev.id)
+                             .order_by(LifecycleOpRow.id))
+            return [_lifecycle_record(r, serial) for r in rows]
+
     # -- repair tickets --------------------------------------------------------------------
 
     def open_ticket(self, serial: str, fault: str, materials: Mapping[str, bool] | None = None,
-                    note: str = "") -> TicketRecord:
+                    note: str = "", by: Actor | None = None) -> TicketRecord:
         """Open a repair ticket (state ``opened``).  An unregistered serial is registered as a bare
         record, since a dead terminal cannot report itself; ``materials`` ticks checklist items."""
         if not fault.strip():
@@ -381,10 +465,12 @@ class Registry:
             t.events = [TicketEvent(at=now, from_state=None, to_state="opened", note=note)]
             s.add(t)
             s.flush()
+            self._append_audit(s, by, "ticket.open", "ok", f"ticket #{t.id} {serial}",
+                               {"fault": fault, "have": sorted(k for k, v in ticks.items() if v), "note": note})
             return _ticket_record(t, serial)
 
     def advance_ticket(self, ticket_id: int, state: str, note: str = "",
-                       materials: Mapping[str, bool] | None = None) -> TicketRecord:
+                       materials: Mapping[str, bool] | None = None, by: Actor | None = None) -> TicketRecord:
         """Move a ticket to ``state`` (refused with :class:`IllegalTransition` unless allowed
         from where it is), adding a timestamped timeline entry; ``materials`` updates the checklist."""
         if state not in TICKET_STATES:
@@ -408,6 +494,8 @@ class Registry:
                 setattr(t, k, v)
             s.flush()
             serial = s.scalars(select(Device.serial).where(Device.id == t.device_id)).one()
+            self._append_audit(s, by, "ticket.advance", "ok", f"ticket #{t.id} {serial}",
+                               {"state": state, "note": note, **({"materials": ticks} if ticks else {})})
             return _ticket_record(t, serial)
 
     def tickets(self, serial: str | None = None) -> list[TicketRecord]:
@@ -432,21 +520,29 @@ class Registry:
               details: Mapping[str, Any] | None = None) -> AuditEntry:
         """Append a hash-chained audit record (who, what, outcome, from where, on what); committed
         on return.  Details containing a card number are refused (:class:`CardDataRefused`)."""
+        with self._tx() as s:
+            return self._append_audit(s, Actor(actor, origin), action, outcome, target, details)
+
+    @staticmethod
+    def _append_audit(s: Session, by: Actor | None, action: str, outcome: str, target: str,
+                      details: Mapping[str, Any] | None) -> AuditEntry:
+        """Chain an audit record onto the log inside the caller's transaction."""
+        by = by or Actor.current()
+        actor, origin = by.who, by.origin
         details_json = canonical_json(dict(details or {}))
         refuse_card_data("audit details", details_json)
-        with self._tx() as s:
-            if s.get_bind().dialect.name == "postgresql":
-                # serialise appenders so two cannot chain onto the same head
-                s.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
-            head = s.execute(select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)).first()
-            row_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-            at = _now_iso()
-            digest = audit_hash(prev, row_id, at, actor, action, outcome, origin, target, details_json)
-            row = AuditRow(id=row_id, at=at, actor=actor, action=action, outcome=outcome, origin=origin,
-                           target=target, details=details_json, prev_hash=prev, hash=digest)
-            s.add(row)
-            s.flush()
-            return _audit_entry(row)
+        if s.get_bind().dialect.name == "postgresql":
+            # serialise appenders so two cannot chain onto the same head
+            s.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+        head = s.execute(select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)).first()
+        row_id, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+        at = _now_iso()
+        digest = audit_hash(prev, row_id, at, actor, action, outcome, origin, target, details_json)
+        row = AuditRow(id=row_id, at=at, actor=actor, action=action, outcome=outcome, origin=origin,
+                       target=target, details=details_json, prev_hash=prev, hash=digest)
+        s.add(row)
+        s.flush()
+        return _audit_entry(row)
 
     def audit_log(self, limit: int | None = None) -> list[AuditEntry]:
         """Audit records, oldest first (the last ``limit`` if given)."""
@@ -521,6 +617,11 @@ def _run_record(r: DiagnosticRun, serial: str) -> RunRecord:
                                  x.communication) for x in r.results)
     return RunRecord(r.id, serial, r.started_at, r.finished_at, r.plan, r.lang, r.firmware, r.verdict,
                      r.exit_status, r.port, results)
+
+
+def _lifecycle_record(r: LifecycleOpRow, serial: str) -> LifecycleOpRecord:
+    return LifecycleOpRecord(r.id, serial, r.at, r.operation, r.status, r.state_before, r.state_after, r.counter,
+                             r.actor, r.origin, r.reason, r.forced, r.backup_id, r.message)
 
 
 def _backup_record(b: Backup, serial: str) -> BackupRecord:

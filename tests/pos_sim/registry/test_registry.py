@@ -302,7 +302,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     con.execute("UPDATE schema_version SET version = 99")
     con.commit()
     con.close()
-    with pytest.raises(SchemaTooNew, match=r"schema version 99, newer than this pos-sim understands \(up to 1\)"):
+    with pytest.raises(SchemaTooNew,
+                       match=rf"schema version 99, newer than this pos-sim understands \(up to {SCHEMA_VERSION}\)"):
         Registry.open(str(db))
 
 
@@ -354,3 +355,99 @@ def test_record_run_from_an_emulator_session(reg: Registry) -> None:
     [dev] = reg.devices()
     assert (dev.serial, dev.model, dev.firmware) == (rep.device.serial, rep.device.model,
                                                       rep.device.firmware_version)
+
+
+# -- schema versions and lifecycle records -----------------------------------------------------------
+
+
+def test_version_1_database_with_data_is_migrated_to_2(tmp_path: Path) -> None:
+    """A registry written by a pos-sim of schema version 1 (frozen DDL) keeps its rows and its
+    audit chain, and gains the lifecycle_ops table."""
+    from pos_sim.registry.migrations import MIGRATIONS
+
+    db = tmp_path / "v1.db"
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.begin() as conn:
+        MIGRATIONS[0](conn)
+        conn.exec_driver_sql("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO schema_version VALUES (1, 1)")
+    eng.dispose()
+    con = sqlite3.connect(db)
+    assert "lifecycle_ops" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    # fill it the way version 1 did: through the same public calls (which do not touch lifecycle_ops)
+    from pos_sim.registry import migrations
+    orig = migrations.LATEST
+    try:
+        migrations.LATEST = 1
+        with Registry.open(str(db)) as reg:
+            reg.record_run(report())
+            reg.audit("tech", "x", "ok", "bench", "SP1000001")
+    finally:
+        migrations.LATEST = orig
+    with Registry.open(str(db)) as reg:
+        assert len(reg.runs("SP1000001")) == 1 and reg.verify_audit().ok
+        reg.record_lifecycle("SP1000001", "unbind", "ok", "bound", "unactivated", 8, reason="moving shop")
+        assert [o.operation for o in reg.lifecycle_ops("SP1000001")] == ["unbind"]
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    con.close()
+
+
+def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+    """The frozen DDL of every version, run in order, gives exactly the tables and columns the
+    ORM models use now (a model changed without a migration fails here)."""
+    from sqlalchemy import inspect
+
+    from pos_sim.registry.models import Base
+
+    with Registry.open(str(tmp_path / "m.db")) as reg:
+        insp = inspect(reg.engine)
+        for table in Base.metadata.sorted_tables:
+            db_cols = {c["name"]: (c["nullable"], type(c["type"]).__name__) for c in insp.get_columns(table.name)}
+            model_cols = {c.name: (c.nullable, type(c.type).__name__) for c in table.columns}
+            # SQLite reports what it stored: compare names and nullability, and the type family
+            assert set(db_cols) == set(model_cols), table.name
+            for name, (nullable, _) in model_cols.items():
+                assert db_cols[name][0] == nullable, f"{table.name}.{name} nullable"
+        assert set(insp.get_table_names()) == set(Base.metadata.tables)
+
+
+def test_lifecycle_record_updates_device_and_audits_in_one_transaction(reg: Registry) -> None:
+    reg.record_device(device_info(lifecycle="bound"))
+    b = reg.record_backup("SP1000001", "/backups/SP1000001.json", "ab" * 32, 120)
+    op = reg.record_lifecycle("SP1000001", "unbind", "ok", "bound", "unactivated", 8, reason="shop closed",
+                              backup_id=b.id, merchant="")
+    dev = reg.device("SP1000001")
+    assert (dev.lifecycle, dev.merchant) == ("unactivated", "")
+    assert (op.status, op.counter, op.backup_id, op.forced) == ("ok", 8, b.id, False)
+    refused = reg.record_lifecycle("SP1000001", "revoke", "bad_auth", "unactivated", "unactivated", 8,
+                                   reason="x", message="MAC does not verify")
+    assert reg.device("SP1000001").lifecycle == "unactivated"
+    log = reg.audit_log()
+    assert [(e.action, e.outcome, e.target) for e in log[-3:]] == [
+        ("device.backup", "ok", "SP1000001"), ("device.unbind", "ok", "SP1000001"),
+        ("device.revoke", "bad_auth", "SP1000001")]
+    assert log[-2].details["op"] == op.id and log[-1].details["op"] == refused.id
+    assert log[-2].details["backup"] == b.id and log[-2].details["reason"] == "shop closed"
+    assert reg.verify_audit().ok
+
+
+def test_card_number_in_a_reason_refuses_the_whole_record(reg: Registry) -> None:
+    reg.record_device(device_info(lifecycle="bound"))
+    before = (reg.lifecycle_ops("SP1000001"), reg.audit_log())
+    with pytest.raises(CardDataRefused):
+        reg.record_lifecycle("SP1000001", "unbind", "ok", "bound", "unactivated", 9,
+                             reason="customer card 4111 1111 1111 1111 stuck")
+    assert (reg.lifecycle_ops("SP1000001"), reg.audit_log()) == before
+    assert reg.device("SP1000001").lifecycle == "bound"
+
+
+def test_ticket_changes_are_audited_by_the_registry_itself(reg: Registry) -> None:
+    from pos_sim.registry import Actor
+
+    t = reg.open_ticket("SP9", "screen cracked", {"photos": True}, by=Actor("ana", "bench-2"))
+    reg.advance_ticket(t.id, "received", "at the counter", by=Actor("ana", "bench-2"))
+    assert [(e.actor, e.origin, e.action, e.target) for e in reg.audit_log()] == [
+        ("ana", "bench-2", "ticket.open", f"ticket #{t.id} SP9"),
+        ("ana", "bench-2", "ticket.advance", f"ticket #{t.id} SP9")]
