@@ -117,6 +117,39 @@ class LifecycleResult:
 
 
 @dataclass(frozen=True)
+class LifecycleChallenge:
+    """The terminal's LC_CHALLENGE: a one-time nonce and the last counter it accepted."""
+
+    operation: str
+    nonce: bytes
+    counter: int
+    serial: str
+
+
+@dataclass(frozen=True)
+class LifecycleRequest:
+    """A signed LC_REQUEST, ready to send (a value: tests alter one field to check refusal)."""
+
+    operation: str
+    counter: int
+    nonce: bytes
+    activation_code: str = ""
+    merchant_id: str = ""
+    reason: str = ""
+    mac: bytes = field(default=b"", repr=False)
+
+    @classmethod
+    def sign(cls, key: bytes, challenge: LifecycleChallenge, *, activation_code: str = "",
+             merchant_id: str = "", reason: str = "") -> LifecycleRequest:
+        """Answer ``challenge`` with the next counter, signed with the terminal's ``key``."""
+        counter = challenge.counter + 1
+        args = lifecycle_args(activation_code, merchant_id, reason)
+        mac = lifecycle_mac(key, challenge.serial, int(LifecycleOp[challenge.operation]), args, challenge.nonce,
+                            counter)
+        return cls(challenge.operation, counter, challenge.nonce, activation_code, merchant_id, reason, mac)
+
+
+@dataclass(frozen=True)
 class TxLogExport:
     """A verified transaction-log backup on disk."""
 
@@ -430,19 +463,29 @@ class Terminal:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def challenge(self, operation: str) -> LifecycleChallenge:
+        """Ask for a lifecycle challenge (step 1 of docs/protocol.md section 11)."""
+        op = LifecycleOp[operation]
+        f = self._request(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name}).fields
+        if _name(f["operation"]) != op.name:
+            raise ProtocolViolation(f"asked for a {op.name} challenge, got one for {_name(f['operation'])}")
+        return LifecycleChallenge(op.name, bytes(f["nonce"]), int(f["counter"]), str(f["serial"]))
+
+    def send_lifecycle(self, request: LifecycleRequest) -> LifecycleResult:
+        """Send a signed request (step 2) and return the terminal's LC_RESULT (step 3)."""
+        f = self._request(MessageType.LC_REQUEST, {
+            "operation": request.operation, "counter": request.counter, "nonce": request.nonce,
+            "activation_code": request.activation_code, "merchant_id": request.merchant_id,
+            "reason": request.reason, "mac": request.mac}).fields
+        return LifecycleResult(_name(f["operation"]), _name(f["status"]), _name(f["state"]), f["counter"],
+                               f["message"])
+
     def lifecycle(self, operation: str, key: bytes, *, activation_code: str = "", merchant_id: str = "",
                   reason: str = "") -> LifecycleResult:
         """Challenge, sign and send one lifecycle operation; return the terminal's answer."""
-        op = LifecycleOp[operation]
-        ch = self._request(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name}).fields
-        counter = ch["counter"] + 1
-        args = lifecycle_args(activation_code, merchant_id, reason)
-        mac = lifecycle_mac(key, ch["serial"], int(op), args, ch["nonce"], counter)
-        f = self._request(MessageType.LC_REQUEST, {
-            "operation": op.name, "counter": counter, "nonce": ch["nonce"], "activation_code": activation_code,
-            "merchant_id": merchant_id, "reason": reason, "mac": mac}).fields
-        return LifecycleResult(_name(f["operation"]), _name(f["status"]), _name(f["state"]), f["counter"],
-                               f["message"])
+        ch = self.challenge(operation)
+        return self.send_lifecycle(LifecycleRequest.sign(key, ch, activation_code=activation_code,
+                                                         merchant_id=merchant_id, reason=reason))
 
     def activate(self, key: bytes, activation_code: str, merchant_id: str) -> LifecycleResult:
         """Activate with an activation code for a merchant."""
@@ -463,6 +506,32 @@ class Terminal:
     def factory_reset(self, key: bytes, reason: str) -> LifecycleResult:
         """Return the terminal to unactivated."""
         return self.lifecycle("factory_reset", key, reason=reason)
+
+
+def verify_txlog_backup(path: str | Path) -> TxLogExport:
+    """Re-check a backup file written by :meth:`Terminal.export_transaction_log`: the pages it
+    keeps must hash to its recorded SHA-256.  :class:`TransferError` says what is wrong."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TransferError(f"backup {path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TransferError(f"backup {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        if doc["format"] != TXLOG_FORMAT or doc["version"] != 1:
+            raise TransferError(f"{path} is not a pos-sim transaction-log backup (version 1)")
+        digest = hashlib.sha256()
+        for page in doc["page_data"]:
+            digest.update(base64.b64decode(page, validate=True))
+        if digest.hexdigest() != doc["sha256"]:
+            raise TransferError(f"backup {path} is damaged: its pages do not hash to its SHA-256")
+        if len(doc["transactions"]) != doc["records"]:
+            raise TransferError(f"backup {path} is damaged: it says {doc['records']} records and holds "
+                                f"{len(doc['transactions'])}")
+        return TxLogExport(path, str(doc["serial"]), int(doc["records"]), len(doc["page_data"]), doc["sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TransferError(f"backup {path} is damaged or not a backup ({type(exc).__name__})") from None
 
 
 def _masked(record: dict[str, Any]) -> dict[str, Any]:
@@ -491,5 +560,6 @@ def _write_atomically(path: Path, text: str) -> None:
         raise TransferError(f"cannot save the backup to {path}: {exc.strerror or exc}") from exc
 
 
-__all__ = ["DeviceDisconnected", "DeviceInfo", "HelloInfo", "LifecycleResult", "SelfTestProgress",
-           "SelfTestResult", "SelfTestRun", "Terminal", "TxLogExport", "field"]
+__all__ = ["DeviceDisconnected", "DeviceInfo", "HelloInfo", "LifecycleChallenge", "LifecycleRequest",
+           "LifecycleResult", "SelfTestProgress", "SelfTestResult", "SelfTestRun", "Terminal", "TxLogExport", "field",
+           "verify_txlog_backup"]

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     p.set_defaults(func=_cmd_protocol)
 
-    from pos_sim import capture_cmd, diag_cmd, info_cmd, ports_cmd, registry_cmd, tui_cmd
+    from pos_sim import capture_cmd, device_cmd, diag_cmd, info_cmd, ports_cmd, registry_cmd, tui_cmd
     from pos_sim.emulator import cli as emulate_cmd
 
     ports_cmd.add_parser(sub)
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui_cmd.add_parser(sub)
     registry_cmd.add_parser(sub)
     registry_cmd.add_ticket_and_audit_parsers(sub)
+    device_cmd.add_parser(sub)
     return parser
 
 

@@ -186,7 +186,7 @@ def run_audit(args: argparse.Namespace) -> int:
                          default=dict))
         return 0
     for e in entries:
-        print(f"#{e.id:<5} {e.at}  {e.actor:<12} {e.action:<16} {e.outcome:<10} {e.target}  (from {e.origin})")
+        print(f"#{e.id:<5} {e.at}  {e.actor:<12} {e.action:<21} {e.outcome:<13} {e.target}  (from {e.origin})")
     if not entries:
         print("the audit log is empty")
     return 0

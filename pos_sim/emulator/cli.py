@@ -92,6 +92,10 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--state", metavar="FILE",
                    help="keep the terminal's state (lifecycle, counter, event and transaction logs, "
                         "battery) in FILE across restarts (default: in memory only)")
+    p.add_argument("--write-keys", metavar="FILE",
+                   help="add this emulated terminal's lifecycle key to the key file FILE (created with "
+                        "mode 600; other terminals' keys are kept), as a manufacturer would hand it over, "
+                        "so `pos-sim device` can sign for it")
     p.set_defaults(func=run)
 
 
@@ -103,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
     except EmulatorError as exc:
         print(f"pos-sim emulate: {exc}", file=sys.stderr)
         return exc.exit_code
+    if args.write_keys:
+        written = _write_key(args.write_keys, scenario.device.serial, scenario.lifecycle.key)
+        if written:
+            print(f"pos-sim emulate: {written}", file=sys.stderr)
+            return EXIT_USAGE
     # the handlers go in before PORT is printed: a script may signal as soon as it reads it
     stop = threading.Event()
 
@@ -143,6 +152,22 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BROKEN
     print("stopped", flush=True)
     return 0
+
+
+def _write_key(path: str, serial: str, key: bytes) -> str:
+    """Add ``serial``'s key to the key file at ``path``; return what went wrong ("" if nothing)."""
+    from pathlib import Path
+
+    from pos_sim.keys import KeyFile, KeyFileError
+
+    try:
+        keys = KeyFile.load(path) if Path(path).expanduser().exists() else KeyFile(Path(path).expanduser(), {})
+        keys.with_key(serial, key).save()
+    except KeyFileError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot write the key file {path}: {exc.strerror or exc}"
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

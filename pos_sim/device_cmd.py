@@ -1,0 +1,184 @@
+"""``pos-sim device activate|bind|unbind|revoke|reset|backup PORT ...``: a terminal's life.
+
+Each lifecycle operation is signed with the terminal's own key from the key file (--keys,
+POS_SIM_KEYS or keys.toml in the config directory; docs/lifecycle.md) and recorded, with the
+terminal's answer, in the registry and its audit log.  Unbind needs a verified backup of the
+transaction log (pos-sim device backup) unless --force with a --reason, which is audited.  On a
+terminal, unbind, revoke and reset ask for confirmation unless --yes.
+Exit status: 0 done; 1 bad command line, key file or missing backup; 2 port could not be
+opened; 4 communication failure, no answer (state unknown) or signature refused; 8 the
+terminal refused the operation; 32 the terminal is locked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from drivers.errors import DriverError
+from drivers.terminal import Terminal
+from pos_sim.info_cmd import DEFAULT_TIMEOUT
+from pos_sim.keys import ENV_VAR as KEYS_ENV
+from pos_sim.keys import KeyFile, KeyFileError
+from pos_sim.lifecycle import OPERATIONS, DeviceManager, LifecycleFailed
+from pos_sim.ports import register_url_schemes
+from pos_sim.registry import Registry, RegistryError
+from pos_sim.registry_cmd import add_db_option
+
+SCHEMA_VERSION = 1
+DESTRUCTIVE = ("unbind", "revoke", "reset")
+_HELP = {
+    "activate": "activate a terminal for a merchant with an activation code",
+    "bind": "bind an activated terminal to a merchant account",
+    "unbind": "unbind a terminal from its merchant (needs a verified backup, or --force --reason)",
+    "revoke": "revoke an un-activated terminal (an activated one must be unbound first)",
+    "reset": "factory reset: erase configuration and binding (logs, key and counter survive)",
+}
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``device`` and its subcommands to the command line."""
+    p = sub.add_parser("device", help="lifecycle operations and transaction-log backup on a terminal",
+                       description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    dsub = p.add_subparsers(dest="device_command", metavar="OPERATION", required=True,
+                            parser_class=type(p))
+    for name, text in _HELP.items():
+        d = dsub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        d.add_argument("port", metavar="PORT", help="device path or URL (see `pos-sim ports`)")
+        if name == "activate":
+            d.add_argument("--code", required=True, help="the activation code from the acquirer")
+        if name in ("activate", "bind"):
+            d.add_argument("--merchant", required=True, metavar="ID", help="merchant number (letters and digits)")
+        if name in DESTRUCTIVE:
+            d.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the audit log)")
+            d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if name == "unbind":
+            d.add_argument("--force", action="store_true",
+                           help="unbind without a verified backup (needs --reason; audited)")
+        d.add_argument("--keys", metavar="FILE",
+                       help=f"key file (default: {KEYS_ENV}, else keys.toml in your config directory)")
+        _common(d)
+        d.set_defaults(func=run_lifecycle, operation=name)
+    b = dsub.add_parser("backup", help="back up the transaction log (paged, verified, atomic, masked)",
+                        description="Export the terminal's transaction log to DIR/SERIAL-txlog-TIME.json: each "
+                                    "page CRC-checked, the whole SHA-256 verified against the terminal's, the "
+                                    "file written atomically with card numbers masked, then read back and "
+                                    "recorded in the registry with its digest.")
+    b.add_argument("port", metavar="PORT", help="device path or URL (see `pos-sim ports`)")
+    b.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the backup file")
+    _common(b)
+    b.set_defaults(func=run_backup)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})")
+    add_db_option(p)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int, extra: dict[str, Any] | None = None) -> int:
+    if args.json:
+        print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "error": message,
+                          "exit_status": code, **(extra or {})}, ensure_ascii=False))
+    print(f"pos-sim device {args.device_command}: {message}", file=sys.stderr)
+    return code
+
+
+def _confirm(args: argparse.Namespace, serial: str, state: str, merchant: str) -> bool:
+    if args.yes or not sys.stdin.isatty():
+        return True
+    who = f" (merchant {merchant})" if merchant else ""
+    print(f"{args.operation} {serial}, now {state}{who}: this cannot be undone. Type the serial to go on: ",
+          end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip() == serial
+
+
+def run_lifecycle(args: argparse.Namespace) -> int:
+    """Carry out ``pos-sim device activate|bind|unbind|revoke|reset``."""
+    try:
+        keys = KeyFile.load(args.keys)
+    except KeyFileError as exc:
+        return _fail(args, str(exc), exc.exit_code)
+    register_url_schemes()
+    try:
+        with Registry.open(args.db) as reg, Terminal.open(args.port, timeout=args.timeout) as term:
+            mgr = DeviceManager(term, reg, keys)
+            prepared = mgr.prepare(args.operation, activation_code=getattr(args, "code", ""),
+                                   merchant_id=getattr(args, "merchant", ""), reason=getattr(args, "reason", ""),
+                                   force=getattr(args, "force", False))
+            dev = prepared.device
+            if args.operation in DESTRUCTIVE and not _confirm(args, dev.serial, dev.lifecycle, dev.merchant_id):
+                return _fail(args, "not confirmed: nothing was sent", 1)
+            outcome = mgr.submit(prepared)
+    except KeyFileError as exc:
+        return _fail(args, str(exc), exc.exit_code)
+    except LifecycleFailed as exc:
+        extra = {"status": exc.record.status, "record": exc.record.id} if exc.record else None
+        return _fail(args, str(exc), exc.exit_code, extra)
+    except DriverError as exc:
+        return _fail(args, str(exc), exc.exit_code)
+    except RegistryError as exc:
+        return _fail(args, f"registry: {exc}", 4)
+    r, dev = outcome.result, outcome.device
+    if args.json:
+        print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "serial": dev.serial,
+                          "operation": r.operation, "status": r.status, "state_before": dev.lifecycle,
+                          "state": r.state, "counter": r.counter, "forced": outcome.record.forced,
+                          "backup": outcome.backup.path if outcome.backup else None, "record": outcome.record.id,
+                          "exit_status": 0}, ensure_ascii=False))
+        return 0
+    print(f"{dev.serial}: {r.operation} done, {dev.lifecycle} → {r.state} (counter {r.counter})")
+    if outcome.backup:
+        print(f"transaction log backed up in {outcome.backup.path} (sha256 {outcome.backup.sha256[:16]}…)")
+    elif outcome.record.forced:
+        print("unbound WITHOUT a verified backup (--force); the reason is in the audit log")
+    print(f"recorded in the registry (lifecycle record #{outcome.record.id}) and the audit log")
+    return 0
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; a line per tenth otherwise."""
+
+    def __init__(self, out: TextIO, label: str) -> None:
+        self.out, self.label, self.tty, self.shown = out, label, out.isatty(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tty:
+            width = 30
+            fill = width * done // max(total, 1)
+            print(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} pages",
+                  end="" if done < total else "\n", file=self.out, flush=True)
+            return
+        tenth = 10 * done // max(total, 1)
+        if tenth != self.shown:
+            self.shown = tenth
+            print(f"{self.label}: {done}/{total} pages", file=self.out, flush=True)
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    """Carry out ``pos-sim device backup``."""
+    register_url_schemes()
+    progress_out = sys.stderr if args.json else sys.stdout
+    try:
+        with Registry.open(args.db) as reg, Terminal.open(args.port, timeout=args.timeout) as term:
+            serial = term.hello.serial if term.hello else "terminal"
+            out = DeviceManager(term, reg).backup(args.output, on_progress=_Progress(progress_out,
+                                                                                    f"backup {serial}"))
+    except DriverError as exc:
+        return _fail(args, f"{exc} (no backup was recorded)", exc.exit_code)
+    except RegistryError as exc:
+        return _fail(args, f"the backup file was written but could not be recorded: {exc}", 4)
+    if args.json:
+        print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "serial": out.device.serial,
+                          "path": str(out.path), "records": out.record.records, "pages": out.pages,
+                          "sha256": out.record.sha256, "backup": out.record.id, "exit_status": 0}))
+        return 0
+    print(f"{out.device.serial}: {out.record.records} transactions in {out.pages} pages → {out.path}")
+    print(f"sha256 {out.record.sha256} verified; recorded as backup #{out.record.id}")
+    return 0
+
+
+__all__ = ["OPERATIONS", "add_parser", "run_backup", "run_lifecycle"]

@@ -1,0 +1,222 @@
+"""Device lifecycle on a connected terminal, with the registry and the audit log.
+
+:class:`DeviceManager` is what ``pos-sim device ...`` and the TUI's device screen call.  For each
+operation it reads the terminal's identity, finds that serial's key in the key file, enforces
+the host's rules (unbind needs a verified transaction-log backup unless forced with a reason),
+challenges, signs, sends, and records the terminal's answer, whatever it is, in the registry
+together with its audit record (one transaction).  A request that went out and got no answer
+is recorded as ``unconfirmed``: the terminal may have carried it out, so its state must be read
+before anything is tried again.
+
+Exit statuses (:attr:`LifecycleFailed.exit_code`): 1 the host refused before sending (key file,
+missing backup, arguments), 4 communication failure, an unconfirmed request, or an
+authentication refusal (bad_auth, replay, no_challenge), 8 the terminal refused the operation
+in its state or its arguments, 32 the terminal is locked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.errors import DriverError, TransferError
+from drivers.terminal import DeviceInfo, LifecycleRequest, LifecycleResult, Terminal, verify_txlog_backup
+from pos_sim.keys import KeyFile, fingerprint
+from pos_sim.registry import Actor, BackupRecord, LifecycleOpRecord, Registry
+
+#: the command-line names of the operations and the protocol's
+OPERATIONS = {"activate": "activate", "bind": "bind", "unbind": "unbind", "revoke": "revoke",
+              "reset": "factory_reset"}
+#: statuses meaning the request was not authenticated
+AUTH_REFUSALS = ("bad_auth", "replay", "no_challenge")
+EXIT_HOST_REFUSED = 1
+EXIT_COMMUNICATION = 4
+EXIT_TERMINAL_REFUSED = 8
+EXIT_LOCKED = 32
+
+
+class LifecycleFailed(Exception):
+    """A lifecycle operation was not carried out; the message says why and what to do."""
+
+    def __init__(self, message: str, exit_code: int, record: LifecycleOpRecord | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.record = record
+
+
+class BackupRequired(LifecycleFailed):
+    """Unbind without a verified backup of this terminal's transaction log."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_HOST_REFUSED)
+
+
+@dataclass(frozen=True)
+class LifecycleOutcome:
+    """A carried-out lifecycle operation."""
+
+    device: DeviceInfo
+    result: LifecycleResult
+    record: LifecycleOpRecord
+    backup: BackupRecord | None
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    """A verified backup, on disk and recorded."""
+
+    device: DeviceInfo
+    path: Path
+    record: BackupRecord
+    pages: int
+
+
+class DeviceManager:
+    """Lifecycle operations and backups on one connected terminal (see the module docstring)."""
+
+    def __init__(self, terminal: Terminal, registry: Registry, keys: KeyFile | None = None,
+                 by: Actor | None = None) -> None:
+        self.terminal = terminal
+        self.registry = registry
+        self.keys = keys
+        self.by = by or Actor.current()
+
+    # -- backup ----------------------------------------------------------------------------
+
+    def backup(self, out_dir: str | Path, on_progress: Callable[[int, int], None] | None = None) -> BackupOutcome:
+        """Export the transaction log into ``out_dir`` (paged, checked, atomic, masked), verify
+        the file, and record it with its digest."""
+        info = self.terminal.info()
+        self.registry.record_device(info)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = Path(out_dir).expanduser() / f"{info.serial}-txlog-{stamp}.json"
+        export = self.terminal.export_transaction_log(path, on_progress=on_progress)
+        checked = verify_txlog_backup(export.path)           # read back what landed on disk
+        if checked.sha256 != export.sha256 or checked.serial != info.serial:
+            raise TransferError(f"backup {path} does not read back as written")
+        record = self.registry.record_backup(info.serial, str(path.resolve()), export.sha256, export.records,
+                                             by=self.by)
+        return BackupOutcome(info, path, record, export.pages)
+
+    def verified_backup(self, serial: str) -> tuple[BackupRecord | None, list[str]]:
+        """The newest recorded backup of ``serial`` whose file is there and hashes to the recorded
+        digest, and why each newer one did not count."""
+        problems: list[str] = []
+        for b in reversed(self.registry.backups(serial)):
+            try:
+                checked = verify_txlog_backup(b.path)
+            except TransferError as exc:
+                problems.append(str(exc))
+                continue
+            if checked.sha256 != b.sha256 or checked.serial != serial:
+                problems.append(f"backup {b.path} is not the one recorded (digest or serial differs)")
+                continue
+            return b, problems
+        return None, problems
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def prepare(self, operation: str, *, activation_code: str = "", merchant_id: str = "", reason: str = "",
+                force: bool = False) -> PreparedOperation:
+        """Everything before the request goes out: identity, key, the backup rule, the challenge
+        and the signature.  Nothing on the terminal has changed when this returns."""
+        op = OPERATIONS.get(operation, operation)
+        if op not in OPERATIONS.values():
+            raise LifecycleFailed(f"unknown operation {operation!r}; operations: {', '.join(OPERATIONS)}",
+                                  EXIT_HOST_REFUSED)
+        if self.keys is None:
+            raise LifecycleFailed("no key file loaded", EXIT_HOST_REFUSED)
+        info = self.terminal.info()
+        self.registry.record_device(info)
+        key = self.keys.key_for(info.serial)
+        backup: BackupRecord | None = None
+        forced = False
+        if op == "unbind":
+            backup, problems = self.verified_backup(info.serial)
+            if backup is None:
+                if not (force and reason.strip()):
+                    why = f" ({'; '.join(problems)})" if problems else ""
+                    self.registry.audit(self.by.who, "device.unbind", "host_refused", self.by.origin, info.serial,
+                                        {"why": "no verified backup", "problems": problems})
+                    raise BackupRequired(
+                        f"no verified transaction-log backup of {info.serial} in the registry{why}: run "
+                        f"`pos-sim device backup PORT -o DIR` first, or pass --force --reason TEXT (audited)")
+                forced = True
+        challenge = self.terminal.challenge(op)
+        if challenge.serial != info.serial:
+            raise LifecycleFailed(f"the terminal answered INFO as {info.serial} and the challenge as "
+                                  f"{challenge.serial}: refusing to sign", EXIT_COMMUNICATION)
+        request = LifecycleRequest.sign(key, challenge, activation_code=activation_code, merchant_id=merchant_id,
+                                        reason=reason)
+        return PreparedOperation(info, request, fingerprint(key), backup, forced)
+
+    def submit(self, prepared: PreparedOperation) -> LifecycleOutcome:
+        """Send a prepared request, record the answer (or its absence) with its audit record, and
+        return the outcome; :class:`LifecycleFailed` unless the terminal carried it out."""
+        info, req = prepared.device, prepared.request
+        backup_id = prepared.backup.id if prepared.backup else None
+        try:
+            result = self.terminal.send_lifecycle(req)
+        except DriverError as exc:
+            record = self.registry.record_lifecycle(
+                info.serial, req.operation, "unconfirmed", info.lifecycle, "", req.counter, reason=req.reason,
+                forced=prepared.forced, backup_id=backup_id, message=str(exc), by=self.by)
+            raise LifecycleFailed(
+                f"{req.operation} went out to {info.serial} but no answer came back ({exc}): the terminal may "
+                f"have carried it out; run `pos-sim info PORT` to see its state before trying again",
+                EXIT_COMMUNICATION, record) from exc
+        merchant: str | None = None
+        if result.ok:
+            merchant = req.merchant_id if req.operation in ("activate", "bind") else ""
+        record = self.registry.record_lifecycle(
+            info.serial, req.operation, result.status, info.lifecycle, result.state, result.counter,
+            reason=req.reason, forced=prepared.forced, backup_id=backup_id, message=result.message,
+            merchant=merchant, by=self.by)
+        if result.ok:
+            return LifecycleOutcome(info, result, record, prepared.backup)
+        raise LifecycleFailed(_refusal_text(prepared, result, self.keys), _refusal_exit(result), record)
+
+    def run(self, operation: str, *, activation_code: str = "", merchant_id: str = "", reason: str = "",
+            force: bool = False) -> LifecycleOutcome:
+        """:meth:`prepare` then :meth:`submit`."""
+        return self.submit(self.prepare(operation, activation_code=activation_code, merchant_id=merchant_id,
+                                        reason=reason, force=force))
+
+
+@dataclass(frozen=True)
+class PreparedOperation:
+    """A signed request not yet sent, with what the host checked to allow it."""
+
+    device: DeviceInfo
+    request: LifecycleRequest
+    key_fingerprint: str
+    backup: BackupRecord | None
+    forced: bool
+
+
+def _refusal_exit(result: LifecycleResult) -> int:
+    if result.state == "locked":
+        return EXIT_LOCKED
+    if result.status in AUTH_REFUSALS:
+        return EXIT_COMMUNICATION
+    return EXIT_TERMINAL_REFUSED
+
+
+def _refusal_text(prepared: PreparedOperation, result: LifecycleResult, keys: KeyFile | None) -> str:
+    serial, op = prepared.device.serial, result.operation
+    where = f" in {keys.path}" if keys else ""
+    if result.status == "bad_auth":
+        return (f"{serial} refused the signature of {op}: the key for {serial}{where} (fingerprint "
+                f"{prepared.key_fingerprint}) is not this terminal's key; get the right key from the manufacturer")
+    if result.status in ("replay", "no_challenge"):
+        return (f"{serial} refused {op} as a replay ({result.message}); another host may be talking to it: "
+                f"try again")
+    if result.state == "locked":
+        return f"{serial} is locked ({result.message}); send it to an authorised repair centre"
+    return f"{serial} refused {op} ({result.status}): {result.message}"
+
+
+__all__ = ["OPERATIONS", "BackupOutcome", "BackupRequired", "DeviceManager", "LifecycleFailed", "LifecycleOutcome",
+           "PreparedOperation"]
