@@ -544,8 +544,8 @@ def _masked(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
         raise TransferError(f"cannot write in {path.parent}: {exc.strerror or exc}") from exc

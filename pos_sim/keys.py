@@ -86,8 +86,8 @@ class KeyFile:
             data = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             # the parser's message can quote the offending line, which may hold a key: say where only
-            where = getattr(exc, "lineno", None)
-            at = f" (line {where})" if where else ""
+            where = re.search(r"at line (\d+)", str(exc))
+            at = f" (line {where.group(1)})" if where else ""
             raise KeyFileError(f"key file {p} is not valid TOML{at}; format in docs/lifecycle.md") from None
         return cls(p, _parse(p, data))
 

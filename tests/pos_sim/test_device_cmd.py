@@ -1,0 +1,315 @@
+"""``pos-sim device ...`` and the key file, end to end against the emulator (emu://, in process,
+with a state file so the terminal remembers between commands, the way a real one does), and
+the README's flow through the installed ``pos-sim`` executable on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pos_sim.cli import main
+from pos_sim.emulator import load_scenario
+from pos_sim.keys import KeyFile, KeyFileError, fingerprint
+from pos_sim.registry import Registry
+from pos_sim.registry.guard import contains_card_number
+
+
+class Bench:
+    """A terminal (emu:// + state file), a key file and a registry in one temporary directory."""
+
+    def __init__(self, tmp: Path, scenario: str = "healthy") -> None:
+        self.tmp = tmp
+        sc = load_scenario(scenario)
+        self.serial, self.key = sc.device.serial, sc.lifecycle.key
+        self.port = f"emu://{scenario}?speed=inf&baud=1000000&state={tmp / 'terminal.json'}"
+        self.db = f"sqlite:///{tmp / 'registry.db'}"
+        self.keys = tmp / "keys.toml"
+        KeyFile(self.keys, {self.serial: self.key}).save()
+
+    def run(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["device", *args[:1], self.port, *args[1:], "--db", self.db, *self._keys(args[0])])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def _keys(self, op: str) -> list[str]:
+        return [] if op == "backup" else ["--keys", str(self.keys)]
+
+    def registry(self) -> Registry:
+        return Registry.open(self.db)
+
+    def state(self, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+        capsys.readouterr()
+        assert main(["info", self.port, "--json"]) == 0
+        dev = json.loads(capsys.readouterr().out)["device"]
+        return dev["lifecycle"], dev["merchant_id"]
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Bench:
+    return Bench(tmp_path)
+
+
+# -- the key file ----------------------------------------------------------------------------------
+
+def test_key_file_round_trip_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "keys.toml"
+    KeyFile(path, {"SP1": bytes(range(32))}).with_key("SP2", b"\x07" * 32).save()
+    assert path.stat().st_mode & 0o777 == 0o600
+    keys = KeyFile.load(path)
+    assert keys.key_for("SP1") == bytes(range(32)) and keys.key_for("SP2") == b"\x07" * 32
+    assert "0001020304" not in repr(keys)
+
+
+@pytest.mark.parametrize(("content", "mode", "message"), [
+    (None, 0o600, r"no key file at .*keys\.toml.*--keys FILE or set POS_SIM_KEYS"),
+    ('format = "pos-sim-keys"\nversion = 1\n[keys]\n', 0o644,
+     r"can be read by other users \(mode 644\); run: chmod 600"),
+    ('format = "pos-sim-keys"\nversion = 1\n[keys]\nSP1 = "00\n', 0o600, r"not valid TOML \(line 4\)"),
+    ('version = 1\n[keys]\n', 0o600, r'does not start with format = "pos-sim-keys"'),
+    ('format = "pos-sim-keys"\nversion = 2\n', 0o600, r"is version 2; this pos-sim reads version 1"),
+    ('format = "pos-sim-keys"\nversion = 1\nmaster = "x"\n', 0o600, r"unknown entries: master"),
+    ('format = "pos-sim-keys"\nversion = 1\n[keys]\nSP1 = "abcd"\n', 0o600, r"key of SP1 must be 64 hex digits"),
+    ('format = "pos-sim-keys"\nversion = 1\n[keys]\n"SP 1" = "' + "ab" * 32 + '"\n', 0o600, r"is not a serial"),
+])
+def test_key_file_problems_are_one_clear_line(tmp_path: Path, content: str | None, mode: int, message: str) -> None:
+    path = tmp_path / "keys.toml"
+    if content is not None:
+        path.write_text(content)
+        path.chmod(mode)
+    with pytest.raises(KeyFileError, match=message) as info:
+        KeyFile.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_broken_key_file_never_quotes_a_key(tmp_path: Path) -> None:
+    secret = "5ed75cad347a476e3f1d92c35a842a52b1c4203fa39bcd0236aac487ffdbb987"
+    path = tmp_path / "keys.toml"
+    path.write_text(f'format = "pos-sim-keys"\nversion = 1\n[keys]\nSP1 = "{secret}" oops\n')
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError) as info:
+        KeyFile.load(path)
+    assert secret[:8] not in str(info.value)
+
+
+def test_key_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "env-keys.toml"
+    KeyFile(path, {"SP9": b"\x01" * 32}).save()
+    monkeypatch.setenv("POS_SIM_KEYS", str(path))
+    assert KeyFile.load().key_for("SP9") == b"\x01" * 32
+    with pytest.raises(KeyFileError, match=r"no key for terminal SP404 in .*env-keys\.toml"):
+        KeyFile.load().key_for("SP404")
+
+
+# -- backup ----------------------------------------------------------------------------------------
+
+def test_backup_is_written_verified_masked_and_recorded(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = bench.run(capsys, "backup", "-o", str(bench.tmp / "backups"))
+    assert code == 0, out
+    [path] = (bench.tmp / "backups").iterdir()
+    assert re.fullmatch(rf"{bench.serial}-txlog-\d{{8}}T\d{{6}}Z\.json", path.name)
+    assert re.search(r"backup SP0000123: 4/4 pages", out)          # progress, a line per step off a TTY
+    text = path.read_text()
+    doc = json.loads(text)
+    assert not contains_card_number(text)
+    with bench.registry() as reg:
+        [b] = reg.backups(bench.serial)
+        assert (b.path, b.sha256, b.records) == (str(path), doc["sha256"], doc["records"])
+        assert reg.audit_log()[-1].action == "device.backup" and reg.audit_log()[-1].details["backup"] == b.id
+    assert f"recorded as backup #{b.id}" in out
+
+
+def test_backup_that_cannot_be_written_leaves_no_record(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = bench.tmp / "a-file"
+    blocker.write_text("not a directory")
+    code, _, err = bench.run(capsys, "backup", "-o", str(blocker / "sub"))
+    assert code == 4
+    assert err.count("\n") == 1 and "no backup was recorded" in err
+    with bench.registry() as reg:
+        assert reg.backups(bench.serial) == []
+
+
+# -- unbind and the backup rule --------------------------------------------------------------------
+
+def test_unbind_without_a_backup_sends_nothing_and_is_audited(bench: Bench,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = bench.run(capsys, "unbind", "--reason", "shop closed")
+    assert code == 1
+    assert "no verified transaction-log backup of SP0000123" in err and "pos-sim device backup" in err
+    assert bench.state(capsys) == ("bound", "898310048161234")
+    with bench.registry() as reg:
+        assert reg.lifecycle_ops(bench.serial) == []
+        last = reg.audit_log()[-1]
+        assert (last.action, last.outcome, last.target) == ("device.unbind", "host_refused", bench.serial)
+
+
+def test_unbind_after_a_backup(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))[0] == 0
+    code, out, err = bench.run(capsys, "unbind", "--reason", "shop closed", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["state_before"], doc["state"], doc["forced"], doc["exit_status"]) == ("bound", "unactivated", False, 0)
+    assert doc["counter"] == 8 and doc["backup"].startswith(str(bench.tmp / "b"))
+    assert bench.state(capsys) == ("unactivated", "")
+    with bench.registry() as reg:
+        [op] = reg.lifecycle_ops(bench.serial)
+        [b] = reg.backups(bench.serial)
+        assert (op.operation, op.status, op.backup_id, op.reason, op.counter) == (
+            "unbind", "ok", b.id, "shop closed", 8)
+        assert reg.device(bench.serial).lifecycle == "unactivated"
+        audit = reg.audit_log()[-1]
+        assert (audit.action, audit.outcome, audit.details["op"]) == ("device.unbind", "ok", op.id)
+        assert reg.verify_audit().ok
+    # not twice: the terminal refuses a second unbind, and that is recorded too
+    code, _, err = bench.run(capsys, "unbind", "--reason", "again")
+    assert code == 8 and "refused unbind (refused_state): not allowed when unactivated" in err
+
+
+@pytest.mark.parametrize("damage", ["altered", "deleted"])
+def test_a_damaged_or_missing_backup_does_not_count(bench: Bench, capsys: pytest.CaptureFixture[str],
+                                                    damage: str) -> None:
+    assert bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))[0] == 0
+    [path] = (bench.tmp / "b").iterdir()
+    if damage == "deleted":
+        path.unlink()
+    else:
+        doc = json.loads(path.read_text())
+        doc["page_data"][0] = doc["page_data"][1]
+        path.write_text(json.dumps(doc))
+    code, _, err = bench.run(capsys, "unbind", "--reason", "shop closed")
+    assert code == 1
+    assert ("is missing" if damage == "deleted" else "is damaged") in err
+    assert bench.state(capsys) == ("bound", "898310048161234")
+
+
+def test_forced_unbind_is_recorded_as_forced(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = bench.run(capsys, "unbind", "--force", "--reason", "terminal dead, log unreadable")
+    assert code == 0 and "WITHOUT a verified backup" in out
+    with bench.registry() as reg:
+        [op] = reg.lifecycle_ops(bench.serial)
+        assert (op.forced, op.backup_id, op.reason) == (True, None, "terminal dead, log unreadable")
+        assert reg.audit_log()[-1].details["forced"] is True
+
+
+def test_force_needs_a_reason(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = bench.run(capsys, "unbind", "--force")
+    assert code == 1 and "--reason" in err
+
+
+# -- the other operations, refusals and keys -------------------------------------------------------
+
+def test_full_life_activate_bind_reset_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    b = Bench(tmp_path, "unactivated")
+    assert b.run(capsys, "activate", "--code", "ACT-42", "--merchant", "M0042")[0] == 0
+    assert b.state(capsys) == ("activated", "M0042")
+    code, _, err = b.run(capsys, "revoke", "--reason", "bought by mistake")
+    assert code == 8 and "unbind first" in err
+    assert b.run(capsys, "bind", "--merchant", "M0042")[0] == 0
+    assert b.run(capsys, "reset", "--reason", "resale")[0] == 0
+    assert b.run(capsys, "revoke", "--reason", "bought by mistake")[0] == 0
+    assert b.state(capsys) == ("revoked", "")
+    with b.registry() as reg:
+        ops = [(o.operation, o.status) for o in reg.lifecycle_ops(b.serial)]
+        assert ops == [("activate", "ok"), ("revoke", "refused_state"), ("bind", "ok"), ("factory_reset", "ok"),
+                       ("revoke", "ok")]
+        counters = [o.counter for o in reg.lifecycle_ops(b.serial)]
+        assert counters == sorted(counters) and len(set(counters)) == len(counters)
+        assert [e.action for e in reg.audit_log()] == [f"device.{op}" for op, _ in ops]
+
+
+def test_wrong_key_is_refused_by_the_terminal_and_named_not_shown(bench: Bench,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = bytes(reversed(bench.key))
+    KeyFile(bench.keys, {bench.serial: wrong}).save()
+    code, _, err = bench.run(capsys, "unbind", "--force", "--reason", "x")
+    assert code == 4
+    assert f"fingerprint {fingerprint(wrong)}" in err and "is not this terminal's key" in err
+    assert wrong.hex()[:16] not in err and bench.key.hex()[:16] not in err
+    assert bench.state(capsys) == ("bound", "898310048161234")
+    with bench.registry() as reg:
+        [op] = reg.lifecycle_ops(bench.serial)
+        assert op.status == "bad_auth" and reg.audit_log()[-1].outcome == "bad_auth"
+
+
+def test_no_key_for_this_terminal(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    KeyFile(bench.keys, {"SP0009999": bench.key}).save()
+    code, _, err = bench.run(capsys, "bind", "--merchant", "M1")
+    assert code == 1 and f"no key for terminal {bench.serial} in {bench.keys}" in err
+
+
+def test_locked_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    b = Bench(tmp_path, "dropped")
+    code, out, err = b.run(capsys, "reset", "--reason", "repair", "--json")
+    assert code == 32
+    assert "locked" in err and json.loads(out)["status"] == "refused_state"
+
+
+def test_bad_arguments_are_the_terminals_refusal(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.run(capsys, "reset", "--reason", "x")[0] == 0
+    code, _, err = bench.run(capsys, "activate", "--code", "A", "--merchant", "not alnum!")
+    assert code == 8 and "merchant_id must be 1-32 letters or digits" in err
+
+
+def test_port_that_does_not_exist(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["device", "bind", str(bench.tmp / "ttyNOPE"), "--merchant", "M1", "--keys", str(bench.keys),
+                 "--db", bench.db])
+    assert code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# -- no answer: recorded as unconfirmed ------------------------------------------------------------
+
+def test_request_without_an_answer_is_recorded_unconfirmed(tmp_path: Path) -> None:
+    from drivers.terminal import Terminal
+    from pos_sim.lifecycle import DeviceManager, LifecycleFailed
+    from pos_sim.ports import register_url_schemes
+
+    register_url_schemes()
+    b = Bench(tmp_path, "unactivated")
+    with Registry.open(b.db) as reg, Terminal.open(b.port, timeout=2.0) as term:
+        mgr = DeviceManager(term, reg, KeyFile.load(b.keys))
+        prepared = mgr.prepare("activate", activation_code="A1", merchant_id="M1")
+        term.link.port.emulator.unplug()
+        with pytest.raises(LifecycleFailed, match=r"no answer came back.*pos-sim info PORT") as info:
+            mgr.submit(prepared)
+        assert info.value.exit_code == 4
+        [op] = reg.lifecycle_ops(b.serial)
+        assert (op.status, op.state_before, op.state_after) == ("unconfirmed", "unactivated", "")
+        assert reg.audit_log()[-1].outcome == "unconfirmed"
+
+
+# -- the README's flow through the installed executable ---------------------------------------------
+
+def test_readme_flow_with_the_executable_on_a_pty(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("pos-sim")
+    env = {**os.environ, "POS_SIM_DB": str(tmp_path / "reg.db"), "POS_SIM_KEYS": str(tmp_path / "keys.toml")}
+    emu = subprocess.Popen([str(exe), "emulate", "--scenario", "healthy", "--speed", "inf", "--baud", "1000000",
+                            "--write-keys", str(tmp_path / "keys.toml")], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert emu.stdout is not None
+        port = emu.stdout.readline().split()[1]
+        assert (tmp_path / "keys.toml").stat().st_mode & 0o777 == 0o600
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(exe), "device", *args], capture_output=True, text=True, env=env, timeout=60,
+                                  stdin=subprocess.DEVNULL, check=False)
+
+        refused = run("unbind", port, "--reason", "moving")
+        assert refused.returncode == 1 and "pos-sim device backup" in refused.stderr
+        assert run("backup", port, "-o", str(tmp_path / "b")).returncode == 0
+        done = run("unbind", port, "--reason", "moving")
+        assert done.returncode == 0 and "bound → unactivated" in done.stdout, done.stderr
+        audit = subprocess.run([str(exe), "audit", "verify"], capture_output=True, text=True, env=env, timeout=60,
+                               check=False)
+        assert audit.returncode == 0 and "3 records" in audit.stdout
+    finally:
+        emu.terminate()
+        emu.wait(10)
+        if emu.stdout:
+            emu.stdout.close()
