@@ -313,3 +313,48 @@ def test_readme_flow_with_the_executable_on_a_pty(tmp_path: Path) -> None:
         emu.wait(10)
         if emu.stdout:
             emu.stdout.close()
+
+
+# -- confirmation on a terminal ---------------------------------------------------------------------
+
+def _run_on_a_tty(args: list[str], answer: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``pos-sim`` with stdin on a real pseudo-terminal; type ``answer`` when it asks."""
+    import pty
+    import select
+
+    exe = Path(sys.executable).with_name("pos-sim")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(exe), *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    os.close(slave)
+    try:
+        assert proc.stderr is not None
+        prompt = b""
+        while b"Type the serial" not in prompt:     # unbuffered reads: select sees what is left
+            ready, _, _ = select.select([proc.stderr], [], [], 30)
+            assert ready, f"no confirmation prompt; got {prompt!r}"
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"exited without asking; got {prompt!r}"
+            prompt += chunk
+        os.write(master, answer.encode() + b"\n")
+        _, err = proc.communicate(timeout=60)
+        return proc.returncode, (prompt + err).decode()
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_destructive_operation_asks_for_the_serial_on_a_terminal(bench: Bench,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**os.environ, "POS_SIM_DB": bench.db, "POS_SIM_KEYS": str(bench.keys)}
+    code, err = _run_on_a_tty(["device", "reset", bench.port, "--reason", "resale"], "SP0000999", env)
+    assert code == 1 and "reset SP0000123, now bound (merchant 898310048161234)" in err
+    assert "not confirmed: nothing was sent" in err
+    assert bench.state(capsys) == ("bound", "898310048161234")
+    with bench.registry() as reg:
+        assert reg.lifecycle_ops(bench.serial) == []
+    code, err = _run_on_a_tty(["device", "reset", bench.port, "--reason", "resale"], bench.serial, env)
+    assert code == 0, err
+    assert bench.state(capsys) == ("unactivated", "")
