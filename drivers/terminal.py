@@ -424,6 +424,12 @@ class Terminal:
 
     # -- transaction log -------------------------------------------------------------------
 
+    def transaction_log_info(self) -> tuple[int, str]:
+        """The transaction log as it is now: (records, SHA-256 hex over its pages), without
+        reading it (to tell whether a backup is of the current log)."""
+        f = self._request(MessageType.TXLOG_OPEN).fields
+        return int(f["records"]), bytes(f["sha256"]).hex()
+
     def export_transaction_log(self, path: str | Path, *,
                                on_progress: Callable[[int, int], None] | None = None,
                                page_retries: int = 3) -> TxLogExport:

@@ -100,11 +100,17 @@ class DeviceManager:
                                              by=self.by)
         return BackupOutcome(info, path, record, export.pages)
 
-    def verified_backup(self, serial: str) -> tuple[BackupRecord | None, list[str]]:
+    def verified_backup(self, serial: str, current: tuple[int, str] | None = None
+                        ) -> tuple[BackupRecord | None, list[str]]:
         """The newest recorded backup of ``serial`` whose file is there and hashes to the recorded
-        digest, and why each newer one did not count."""
+        digest (and, given the terminal's ``current`` (records, sha256), is of the log as it is
+        now), and why each newer one did not count."""
         problems: list[str] = []
         for b in reversed(self.registry.backups(serial)):
+            if current is not None and b.sha256 != current[1]:
+                problems.append(f"backup #{b.id} holds {b.records} transactions, the terminal's log has changed "
+                                f"since ({current[0]} now): back up again")
+                continue
             try:
                 checked = verify_txlog_backup(b.path)
             except TransferError as exc:
@@ -134,7 +140,7 @@ class DeviceManager:
         backup: BackupRecord | None = None
         forced = False
         if op == "unbind":
-            backup, problems = self.verified_backup(info.serial)
+            backup, problems = self.verified_backup(info.serial, self.terminal.transaction_log_info())
             if backup is None:
                 if not (force and reason.strip()):
                     why = f" ({'; '.join(problems)})" if problems else ""

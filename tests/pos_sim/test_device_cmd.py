@@ -358,3 +358,18 @@ def test_destructive_operation_asks_for_the_serial_on_a_terminal(bench: Bench,
     code, err = _run_on_a_tty(["device", "reset", bench.port, "--reason", "resale"], bench.serial, env)
     assert code == 0, err
     assert bench.state(capsys) == ("unactivated", "")
+
+
+def test_a_backup_of_an_older_log_does_not_count(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sale after the backup would be lost by unbinding: the backup must be of the log as it is."""
+    assert bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))[0] == 0
+    state_file = bench.tmp / "terminal.json"
+    state = json.loads(state_file.read_text())
+    sale = dict(state["txlog"][-1], txn_id=state["txlog"][-1]["txn_id"] + 1)
+    state["txlog"].append(sale)
+    state_file.write_text(json.dumps(state))
+    code, _, err = bench.run(capsys, "unbind", "--reason", "shop closed")
+    assert code == 1
+    assert "holds 120 transactions, the terminal's log has changed since (121 now): back up again" in err
+    assert bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))[0] == 0
+    assert bench.run(capsys, "unbind", "--reason", "shop closed")[0] == 0
