@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pos_sim.registry import Registry, RegistryError
+from pos_sim.registry import Registry, RegistryError, UnknownDevice
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:
@@ -25,9 +25,12 @@ def add_db_option(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub: Any) -> None:
     """Add ``devices`` and ``runs``."""
-    p = sub.add_parser("devices", help="list the terminals the registry knows",
+    p = sub.add_parser("devices", help="list the terminals the registry knows, or one terminal's record",
                        description="Every terminal a diagnosis or lifecycle operation has seen, with its "
-                                   "model, firmware, lifecycle state and when it was last seen.")
+                                   "model, firmware, lifecycle state and when it was last seen. With SERIAL: "
+                                   "that terminal's record, backups, lifecycle operations, repair tickets "
+                                   "and its number of diagnostic runs (`pos-sim runs SERIAL` lists them).")
+    p.add_argument("serial", metavar="SERIAL", nargs="?", help="show this terminal in full")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_db_option(p)
     p.set_defaults(func=run_devices)
@@ -47,6 +50,8 @@ def _when(t: float) -> str:
 
 def run_devices(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim devices``."""
+    if args.serial:
+        return _device_detail(args)
     try:
         with Registry.open(args.db) as reg:
             devices = reg.devices()
@@ -62,6 +67,42 @@ def run_devices(args: argparse.Namespace) -> int:
     for d in devices:
         print(f"{d.serial:<14} {d.manufacturer} {d.model:<10} fw {d.firmware:<8} {d.lifecycle:<12} "
               f"{d.merchant or '-':<16} last seen {_when(d.last_seen)}")
+    return 0
+
+
+def _device_detail(args: argparse.Namespace) -> int:
+    """``pos-sim devices SERIAL``."""
+    try:
+        with Registry.open(args.db) as reg:
+            d = reg.device(args.serial)
+            backups, ops = reg.backups(args.serial), reg.lifecycle_ops(args.serial)
+            tickets, runs = reg.tickets(args.serial), reg.runs(args.serial)
+    except UnknownDevice as exc:
+        print(f"pos-sim devices: {exc}", file=sys.stderr)
+        return 1
+    except RegistryError as exc:
+        print(f"pos-sim devices: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"schema_version": 1, "device": asdict(d), "backups": [asdict(b) for b in backups],
+                          "lifecycle": [asdict(o) for o in ops], "tickets": [asdict(t) for t in tickets],
+                          "runs": len(runs)}, ensure_ascii=False, default=dict))
+        return 0
+    print(f"{d.serial}  {d.manufacturer} {d.model}  firmware {d.firmware}  {d.lifecycle}"
+          f"{'  merchant ' + d.merchant if d.merchant else ''}")
+    print(f"first seen {_when(d.first_seen)}, last seen {_when(d.last_seen)}; {len(runs)} diagnostic run(s)"
+          f"{f', last {runs[-1].verdict} on {_when(runs[-1].started_at)}' if runs else ''}")
+    print("backups:" if backups else "backups: none")
+    for b in backups:
+        print(f"  #{b.id:<4} {_when(b.created_at)}  {b.records} transactions  sha256 {b.sha256[:16]}…  {b.path}")
+    print("lifecycle:" if ops else "lifecycle: no operations recorded")
+    for o in ops:
+        extra = "  FORCED" if o.forced else (f"  backup #{o.backup_id}" if o.backup_id else "")
+        print(f"  #{o.id:<4} {_when(o.at)}  {o.operation:<13} {o.status:<13} {o.state_before} → "
+              f"{o.state_after or '?'}  counter {o.counter}  by {o.actor}@{o.origin}{extra}")
+    print("repair tickets:" if tickets else "repair tickets: none")
+    for t in tickets:
+        print(f"  #{t.id:<4} {t.state:<14} opened {_when(t.opened_at)}  {t.fault}")
     return 0
 
 

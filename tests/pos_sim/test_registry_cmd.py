@@ -56,3 +56,32 @@ def test_a_tampered_audit_log_fails_verify(tmp_path: Path) -> None:
 def test_unknown_material_is_a_usage_error(tmp_path: Path) -> None:
     r = cli("ticket", "open", "SP1", "--fault", "x", "--have", "receipt", "--db", f"sqlite:///{tmp_path / 'b.db'}")
     assert r.returncode == 1 and "unknown material receipt" in r.stderr
+
+
+def test_devices_serial_shows_backups_lifecycle_and_tickets(tmp_path: Path) -> None:
+    from pos_sim.registry import Actor, Registry
+    from tests.pos_sim.registry.conftest import device_info
+
+    db = f"sqlite:///{tmp_path / 'bench.db'}"
+    with Registry.open(db) as reg:
+        reg.record_device(device_info(lifecycle="bound"))
+        b = reg.record_backup("SP1000001", "/backups/SP1000001.json", "cd" * 32, 42)
+        reg.record_lifecycle("SP1000001", "unbind", "ok", "bound", "unactivated", 8, reason="moving",
+                             backup_id=b.id, merchant="", by=Actor("ana", "bench-2"))
+        reg.record_lifecycle("SP1000001", "revoke", "bad_auth", "unactivated", "unactivated", 8,
+                             reason="x", forced=False, by=Actor("ana", "bench-2"))
+        reg.open_ticket("SP1000001", "cracked screen")
+    shown = cli("devices", "SP1000001", "--db", db)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("SP1000001") and "unactivated" in lines[0]
+    assert any("42 transactions" in x and "cdcdcdcd" in x for x in lines)
+    assert any("unbind" in x and "bound → unactivated" in x and "by ana@bench-2" in x and f"backup #{b.id}" in x
+               for x in lines)
+    assert any("revoke" in x and "bad_auth" in x for x in lines)
+    assert any("opened" in x and "cracked screen" in x for x in lines)
+    doc = json.loads(cli("devices", "SP1000001", "--json", "--db", db).stdout)
+    assert [o["status"] for o in doc["lifecycle"]] == ["ok", "bad_auth"] and doc["backups"][0]["records"] == 42
+    missing = cli("devices", "SP404", "--db", db)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "pos-sim devices: no device with serial 'SP404' in the registry"
