@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from pos_sim.errors import UsageError
+from pos_sim.registry_cmd import add_db_option
 
 DEMO_SCENARIO = "dropped"
 DEMO_SPEED = 5.0
@@ -24,10 +25,17 @@ def add_parser(sub: Any) -> None:
         description="Open the live TUI on PORT (device path, pyserial URL or emu://SCENARIO); "
                     "without PORT, a picker lists the serial ports and the emulator's scenarios. "
                     "Keys: r run all, 1-9/0 run one, a abort, e export, l log, x hex, p pause, "
-                    "g language, ? help, q quit (docs/tui.md).")
+                    "g language, d device screen (history, tickets, backups, lifecycle actions), ? help, "
+                    "q quit (docs/tui.md).")
     p.add_argument("port", metavar="PORT", nargs="?", help="device path or URL (see `pos-sim ports`)")
     p.add_argument("--lang", metavar="zh|en", help="language (default: from the locale)")
     p.add_argument("--plan", choices=("full", "quick", "drop"), default="full", help="plan for run all (default full)")
+    p.add_argument("--keys", metavar="FILE",
+                   help="key file for the device screen's lifecycle actions (default: POS_SIM_KEYS, else "
+                        "keys.toml in your config directory)")
+    add_db_option(p)
+    p.add_argument("--backup-dir", metavar="DIR",
+                   help="where the device screen puts transaction-log backups (default ~/pos-sim-backups)")
     p.set_defaults(func=run_tui)
 
     d = sub.add_parser(
@@ -58,7 +66,8 @@ def run_tui(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim tui``."""
     from pos_sim.tui import PosSimApp
 
-    app = PosSimApp(args.port, lang=_lang(args.lang, "tui"), plan=args.plan)
+    app = PosSimApp(args.port, lang=_lang(args.lang, "tui"), plan=args.plan, keys=args.keys, db=args.db,
+                    backup_dir=args.backup_dir)
     app.run()
     return app.return_code or 0
 

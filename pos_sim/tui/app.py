@@ -40,6 +40,8 @@ from pos_sim.diagnostics.engine import (
     overall_verdict,
 )
 from pos_sim.ports import register_url_schemes
+from pos_sim.registry import Registry
+from pos_sim.tui.device_screen import DeviceScreen
 from pos_sim.tui.model import (
     IDLE,
     RUNNING,
@@ -66,6 +68,8 @@ RETRY_EVERY = 0.5
 TICK = 0.1
 #: the log keeps this many lines
 LOG_LINES = 2000
+#: where the device screen puts transaction-log backups unless told (--backup-dir)
+DEFAULT_BACKUP_DIR = "~/pos-sim-backups"
 
 
 # -- messages from the workers ------------------------------------------------------------------
@@ -207,6 +211,7 @@ class PosSimApp(App[int]):
         Binding("p", "pause", "Pause"),
         Binding("f", "filter", "Filter"),
         Binding("g", "language", "Language"),
+        Binding("d", "device", "Device"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -214,7 +219,9 @@ class PosSimApp(App[int]):
     def __init__(self, port: str | None = None, *, lang: str | None = None, plan: str = "full",
                  interactive: bool = True, timings: LinkTimings | None = None,
                  catalogue: Catalogue | None = None, connect: bool = True,
-                 report_dir: str | Path | None = None, autorun: bool = False) -> None:
+                 report_dir: str | Path | None = None, autorun: bool = False,
+                 keys: str | Path | None = None, db: str | None = None,
+                 backup_dir: str | Path | None = None) -> None:
         super().__init__()
         self.port = port
         self.lang = normalize_language(lang) if lang else default_language()
@@ -243,6 +250,13 @@ class PosSimApp(App[int]):
         #: the tap on the current port (recording or not) and the capture running, if any
         self.tap: CaptureTap | None = None
         self.capture: CaptureWriter | None = None
+        #: the device screen's key file (None: POS_SIM_KEYS, else the config directory's),
+        #: registry URL (None: POS_SIM_DB, else the data directory's) and backup folder
+        self.keys_path = keys
+        self.db_url = db
+        self.backup_dir = str(backup_dir) if backup_dir is not None else DEFAULT_BACKUP_DIR
+        self._device_registry: Registry | None = None
+        self._device_registry_lock = threading.Lock()
         self._status_shown = ""
         self._banner_key = ""
 
@@ -263,6 +277,7 @@ class PosSimApp(App[int]):
         with Horizontal(id="buttons"):
             for action, key in (("run_all", "run_all"), ("abort", "abort"), ("export", "export"),
                                 ("capture", "capture"),
+                                ("device", "device"),
                                 ("toggle_log", "toggle_log"), ("toggle_hex", "toggle_hex"), ("pause", "pause"),
                                 ("language", "language"), ("help", "help"), ("quit", "quit")):
                 yield Button("", id=f"btn-{action}", compact=True, name=key)
@@ -372,6 +387,8 @@ class PosSimApp(App[int]):
             self._tick()
 
     def _tick(self) -> None:
+        if any(isinstance(s, DeviceScreen) for s in self.screen_stack):   # frames wait in the buffer
+            return                                                          # until the log is back
         if not self.paused:
             items, lost = self.frames.drain()
             if items or lost:
@@ -480,6 +497,7 @@ class PosSimApp(App[int]):
             self.post_message(LinkDown(message.terminal, str(message.terminal.link.error)))
         if again:
             self.notify(ui_text("reconnected", self.lang, serial=self.serial))
+        self._tell_device_screens()
         self.render_all()
         if self.autorun and not again:
             self.start_run(None)
@@ -492,7 +510,13 @@ class PosSimApp(App[int]):
         self.current_counters()
         self.terminal = None
         self.set_banner("link_down", why=message.why, serial=self.serial)
+        self._tell_device_screens()
         self.start_connect(close_first=message.terminal)
+
+    def _tell_device_screens(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, DeviceScreen):
+                screen.link_changed()
 
     # -- running --------------------------------------------------------------------------------
 
@@ -735,14 +759,49 @@ class PosSimApp(App[int]):
         """The keys."""
         self.push_screen(HelpScreen(self.lang))
 
+    def action_device(self) -> None:
+        """Open the device screen: history, tickets, backups, lifecycle records and actions."""
+        if self.serial is None:
+            self.notify(ui_text("not_connected", self.lang), severity="warning")
+            return
+        if self.running:
+            self.notify(ui_text("busy", self.lang), severity="warning")
+            return
+        self.push_screen(DeviceScreen(self, self.serial, keys=self.keys_path, backup_dir=self.backup_dir),
+                         lambda _: self.render_all())
+
+    # -- what the device screen uses (pos_sim.tui.device_screen.DeviceHost) ---------------------
+
+    def current_terminal(self) -> Terminal | None:
+        """The connected terminal (None while the link is down)."""
+        return self.terminal if self.link_up else None
+
+    def open_registry(self) -> Registry:
+        """The registry at ``--db`` (opened on first use, on the worker's thread; closed on exit)."""
+        with self._device_registry_lock:
+            if self._device_registry is None:
+                self._device_registry = Registry.open(self.db_url)
+            return self._device_registry
+
+    def device_changed(self, info: DeviceInfo) -> None:
+        """The device screen read the terminal's identity (a lifecycle operation changes its state)."""
+        if info.serial == self.serial:
+            self.device = info
+            self.render_device()
+
     async def action_quit(self) -> None:
         """Stop the workers, close the port, exit."""
         self.shutdown()
         self.exit(0)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The palette lists every action of the keys."""
+        """The palette lists every action of the keys (of the device screen, when it is open)."""
         yield from super().get_system_commands(screen)
+        if isinstance(screen, DeviceScreen):
+            yield from screen.system_commands()
+            return
+        yield SystemCommand("Device screen (d)", "History, tickets, backups and lifecycle actions of this terminal",
+                            self.action_device)
         yield SystemCommand("Run all tests (r)", "Run the full plan on every fitted component", self.action_run_all)
         for i, component in enumerate(self.tiles, 1):
             yield SystemCommand(f"Run {component} ({i % 10})", f"Run the {component} self-test",
@@ -778,6 +837,10 @@ class PosSimApp(App[int]):
         self.shutdown()
         with contextlib.suppress(Exception):
             await self.workers.wait_for_complete()
+        with self._device_registry_lock:
+            registry, self._device_registry = self._device_registry, None
+        if registry is not None:
+            registry.close()
 
 
 __all__ = ["ConfirmRequest", "Connected", "EngineUpdate", "KeyPressed", "LinkDown", "PosSimApp", "RunFinished",
