@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests import cardscan
 
 
 @pytest.fixture(autouse=True, scope="session")
 def registry_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Runs recorded by `pos-sim diag` (also in subprocesses) go to a throwaway database, never
     to the user's data directory."""
-    previous = os.environ.get("POS_SIM_DB")
+    previous = {name: os.environ.get(name) for name in ("POS_SIM_DB", "POS_SIM_KEYS")}
     os.environ["POS_SIM_DB"] = str(tmp_path_factory.mktemp("registry") / "registry.db")
+    # and the key file, never the user's own (a test that needs keys writes its own file)
+    os.environ["POS_SIM_KEYS"] = str(tmp_path_factory.mktemp("keys") / "keys.toml")
     yield
-    if previous is None:
-        os.environ.pop("POS_SIM_DB", None)
-    else:
-        os.environ["POS_SIM_DB"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 #: threads that belong to the test runner or libraries, not to the code under test
 _FOREIGN = ("pytest_timeout", "hypothesis", "ThreadPoolExecutor-", "asyncio_")
@@ -39,3 +46,75 @@ def no_thread_left_behind() -> Iterator[None]:
             break
         time.sleep(0.02)
     assert not extra, f"threads left behind: {[t.name for t in extra]}"
+
+
+# -- no card data in anything the suite wrote (issue 7) -------------------------------------
+
+#: what the card-data scan reads at the end of the session (tests.cardscan)
+_CARD_SCAN_ROOTS = pytest.StashKey[list[Path]]()
+#: when the first test started: outputs outside the base directory count if written since
+_CARD_SCAN_SINCE = pytest.StashKey[float]()
+#: written into the rootdir, not the base directory: pytest-textual-snapshot's failure report
+_OUTPUTS_IN_ROOTDIR = ("snapshot_report.html",)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def card_data_scan_roots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                         registry_in_a_temporary_directory: None) -> None:
+    """Remember where the suite writes (the pytest base temporary directory and the directory of
+    POS_SIM_DB, usually inside it) for the card-data scan at the end of the session."""
+    roots = [tmp_path_factory.getbasetemp()]
+    db = os.environ.get("POS_SIM_DB", "")
+    if db.startswith("sqlite:///"):
+        db = db.removeprefix("sqlite:///")
+    if db and "://" not in db:
+        roots.append(Path(db).parent)
+    request.config.stash[_CARD_SCAN_ROOTS] = roots
+    request.config.stash[_CARD_SCAN_SINCE] = time.time()
+
+
+#: the scan's outcome, kept from pytest_sessionfinish for the terminal summary
+_CARD_SCAN_LINES = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """Scan every file the suite wrote for card numbers and track data; any finding fails the run.
+
+    A wrapper, so that it runs after the plugins that write at the end of the session
+    (pytest-textual-snapshot's report).  Under a tmp_path retention policy other than the
+    default "all", pytest deletes passing tests' directories before this scan sees them.
+    A finding shows the number masked (BIN six and last four) and never a track-1 name.  The
+    lines go into the terminal summary; straight to stderr when there will be no summary.
+    """
+    yield
+    config = session.config
+    roots = config.stash.get(_CARD_SCAN_ROOTS, None)
+    if roots is None:
+        return   # no test ran, so the suite wrote nothing
+    since = config.stash.get(_CARD_SCAN_SINCE, 0.0)
+    written = [p for p in (config.rootpath / name for name in _OUTPUTS_IN_ROOTDIR)
+               if p.is_file() and p.stat().st_mtime >= since]
+    result = cardscan.scan([*roots, *written])
+    lines = [f"card data: {finding}" for finding in result.findings]
+    lines += [f"card-data scan could not read {path}: {reason}" for path, reason in result.unreadable]
+    lines.append(result.summary())
+    if result.findings and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    summary_follows = (config.pluginmanager.get_plugin("terminalreporter") is not None
+                       and not config.getoption("no_summary", False)
+                       and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                                          pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR,
+                                          pytest.ExitCode.NO_TESTS_COLLECTED))
+    if summary_follows:
+        config.stash[_CARD_SCAN_LINES] = lines
+    else:
+        print("\n".join(lines), file=sys.stderr)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Show the card-data scan's findings (masked) and its one-line summary."""
+    lines = config.stash.get(_CARD_SCAN_LINES, [])
+    failed = len(lines) > 1 and lines[0].startswith("card data: ")
+    for line in lines:
+        terminalreporter.write_line(line, red=failed, bold=failed)
