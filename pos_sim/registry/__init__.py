@@ -9,6 +9,7 @@ from pos_sim.registry.errors import (
     CardDataRefused,
     IllegalTransition,
     RegistryError,
+    RegistryUnavailable,
     SchemaTooNew,
     UnknownDevice,
     UnknownTicket,
@@ -34,7 +35,7 @@ from pos_sim.registry.registry import (
 __all__ = [
     "MATERIALS", "SCHEMA_VERSION", "TICKET_NEXT", "TICKET_STATES", "Actor", "AuditEntry", "AuditVerification",
     "BackupRecord", "CardDataRefused", "DeviceRecord", "IllegalTransition", "LifecycleOpRecord", "Registry",
-    "RegistryError",
+    "RegistryError", "RegistryUnavailable",
     "ResultRecord", "RunRecord", "SchemaTooNew", "TicketEventRecord", "TicketRecord", "UnknownDevice",
     "UnknownTicket",
 ]

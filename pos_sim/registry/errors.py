@@ -7,6 +7,10 @@ class RegistryError(Exception):
     """Base of every registry error."""
 
 
+class RegistryUnavailable(RegistryError):
+    """The database cannot be reached, created or written (server down, no driver, disk full)."""
+
+
 class SchemaTooNew(RegistryError):
     """The database was written by a newer pos-sim than this one."""
 

@@ -4,22 +4,25 @@
 missing ones on open, all in one transaction, so a kill half-way leaves the old version intact.
 A database newer than :data:`LATEST` is refused rather than guessed at.
 
-Append-only audit log: on SQLite, triggers refuse UPDATE and DELETE (``RAISE(ABORT)``).  On
-PostgreSQL the equivalent, to be applied by the administrator (the registry does not yet do it
-itself), is::
+Append-only audit log: on SQLite, triggers refuse UPDATE and DELETE (``RAISE(ABORT)``); on
+PostgreSQL, version 2 installs a statement trigger that refuses UPDATE, DELETE and TRUNCATE
+(:data:`POSTGRESQL_AUDIT_TRIGGER`; it replaces one an administrator applied by hand to a version-1
+database under the same names).
+A trigger stops mistakes and the registry's own code, not an attacker who owns the database:
+that is what the hash chain is for.  On PostgreSQL the benches' database role should also hold
+only INSERT and SELECT on ``audit_log`` (``REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM
+bench``), and should not be a superuser (a superuser can drop the trigger, or skip it with
+``session_replication_role = replica``).  Other engines: use the engine's trigger or permission
+mechanism to the same effect.
 
-    CREATE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql AS
-      $$ BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP; END $$;
-    CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log
-      FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse();
-
-and the benches' database role should hold only INSERT and SELECT on ``audit_log``
-(``REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM bench``).  Other engines: use the
-engine's trigger or permission mechanism to the same effect.
+Benches that share one PostgreSQL server may start, or be upgraded, at the same moment: there
+:func:`migrate` first takes a transaction-scoped advisory lock, so one bench migrates and the
+others wait and then find the schema up to date (on SQLite, ``BEGIN IMMEDIATE`` does the same).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from sqlalchemy import (
@@ -35,6 +38,7 @@ from sqlalchemy import (
     Text,
     insert,
     select,
+    text,
     update,
 )
 
@@ -47,6 +51,20 @@ SQLITE_AUDIT_TRIGGERS = (
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
     "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END",
 )
+#: PostgreSQL's equivalent (schema version 2): one statement trigger, since TRUNCATE has no rows;
+#: no ``%`` in the text, so every driver's paramstyle leaves it alone
+POSTGRESQL_AUDIT_TRIGGER = (
+    "CREATE OR REPLACE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "RAISE EXCEPTION USING MESSAGE = 'audit_log is append-only: ' || TG_OP || ' refused', "
+    "ERRCODE = 'insufficient_privilege'; END $$",
+    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_log "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse()",
+)
+#: key of the advisory lock that serialises migrations on PostgreSQL (any constant will do; this
+#: is the first 8 bytes of sha256("pos-sim registry migrate") as a signed 64-bit integer)
+POSTGRESQL_MIGRATE_LOCK = int.from_bytes(hashlib.sha256(b"pos-sim registry migrate").digest()[:8], "big",
+                                         signed=True)
 
 
 def _v1_tables(md: MetaData) -> None:
@@ -130,7 +148,8 @@ def _v1(conn: Connection) -> None:
 
 
 def _v2(conn: Connection) -> None:
-    """Version 2: lifecycle operations (every attempt, its answer, who and why; frozen)."""
+    """Version 2: lifecycle operations (every attempt, its answer, who and why; frozen), and on
+    PostgreSQL the append-only trigger on the audit log."""
     md = MetaData()
     _v1_tables(md)   # for the foreign keys' targets; only the new table is created
     ops = Table("lifecycle_ops", md,
@@ -149,6 +168,9 @@ def _v2(conn: Connection) -> None:
                 Column("backup_id", Integer, ForeignKey("backups.id")),
                 Column("message", Text, nullable=False))
     ops.create(conn)
+    if conn.dialect.name == "postgresql":
+        for ddl in POSTGRESQL_AUDIT_TRIGGER:
+            conn.exec_driver_sql(ddl)
 
 
 #: MIGRATIONS[n] migrates version n to n + 1
@@ -165,6 +187,9 @@ def current_version(conn: Connection) -> int:
 
 def migrate(conn: Connection, where: str = "the registry") -> int:
     """Bring the database to :data:`LATEST` inside the caller's transaction; return the version."""
+    if conn.dialect.name == "postgresql":
+        # one bench migrates at a time; the lock is released when the caller's transaction ends
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRESQL_MIGRATE_LOCK})
     version = current_version(conn)
     if version > LATEST:
         raise SchemaTooNew(f"{where} has schema version {version}, newer than this pos-sim understands "

@@ -30,11 +30,18 @@ from typing import Any
 
 import platformdirs
 from sqlalchemy import Engine, create_engine, event, make_url, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from drivers.terminal import DeviceInfo
 from pos_sim.diagnostics.engine import DiagnosticReport
-from pos_sim.registry.errors import IllegalTransition, RegistryError, UnknownDevice, UnknownTicket
+from pos_sim.registry.errors import (
+    IllegalTransition,
+    RegistryError,
+    RegistryUnavailable,
+    UnknownDevice,
+    UnknownTicket,
+)
 from pos_sim.registry.guard import canonical_json, refuse_card_data
 from pos_sim.registry.migrations import migrate
 from pos_sim.registry.models import (
@@ -263,18 +270,32 @@ class Registry:
         url = url or default_url()
         if "://" not in url:
             url = f"sqlite:///{Path(url).expanduser()}"
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except SQLAlchemyError:
+            raise RegistryUnavailable(f"not a database URL or path: {url!r}") from None
+        where = parsed.render_as_string(hide_password=True)
         sqlite = parsed.get_backend_name() == "sqlite"
-        if sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        try:
+            if sqlite and parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+        except OSError as exc:
+            raise RegistryUnavailable(f"cannot create the registry at {where}: {exc.strerror or exc}") from None
+        except ImportError as exc:
+            raise RegistryUnavailable(f"the database driver for {where} is not installed ({exc.name or exc}); "
+                                      f"for PostgreSQL: pip install 'pos-sim[postgresql]'") from None
+        except SQLAlchemyError as exc:
+            raise RegistryUnavailable(f"cannot use {where}: {_first_line(exc)}") from None
         if sqlite:
             _configure_sqlite(engine)
         migrated = False
         try:
             with engine.begin() as conn:
-                migrate(conn, where=parsed.render_as_string(hide_password=True))
+                migrate(conn, where=where)
             migrated = True
+        except DBAPIError as exc:
+            raise RegistryUnavailable(f"cannot open the registry at {where}: {_first_line(exc)}") from None
         finally:
             if not migrated:   # a refused or broken database leaves no connection open
                 engine.dispose()
@@ -292,8 +313,13 @@ class Registry:
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except DBAPIError as exc:
+            # the server went away, the disk is full, the file is locked too long: one line, and
+            # the transaction was rolled back, so nothing half-written was confirmed
+            raise RegistryUnavailable(f"the registry database failed, nothing was saved: {_first_line(exc)}") from exc
 
     # -- devices ---------------------------------------------------------------------------
 
@@ -307,8 +333,9 @@ class Registry:
         now = time.time()
         dev = s.scalars(select(Device).where(Device.serial == info.serial)).one_or_none()
         if dev is None:
-            dev = Device(serial=info.serial, first_seen=now)
-            s.add(dev)
+            dev = Registry._add_device(s, Device(
+                serial=info.serial, first_seen=now, last_seen=now, manufacturer=info.manufacturer, model=info.model,
+                firmware=info.firmware_version, lifecycle=info.lifecycle, merchant=info.merchant_id))
         dev.manufacturer = info.manufacturer
         dev.model = info.model
         dev.firmware = info.firmware_version
@@ -325,10 +352,24 @@ class Registry:
             if not create:
                 raise UnknownDevice(f"no device with serial {serial!r} in the registry")
             now = time.time()
-            dev = Device(serial=serial, first_seen=now, last_seen=now, manufacturer="", model="", firmware="",
-                         lifecycle="unknown", merchant="")
-            s.add(dev)
-            s.flush()
+            dev = Registry._add_device(s, Device(serial=serial, first_seen=now, last_seen=now, manufacturer="",
+                                                 model="", firmware="", lifecycle="unknown", merchant=""))
+        return dev
+
+    @staticmethod
+    def _add_device(s: Session, dev: Device) -> Device:
+        """Insert a new device, or return the row another bench inserted under the same serial
+        since this transaction looked (on PostgreSQL writers queue only for the audit log's head,
+        not for the whole transaction as with SQLite's BEGIN IMMEDIATE)."""
+        try:
+            with s.begin_nested():
+                s.add(dev)
+                s.flush()
+        except IntegrityError:
+            existing = s.scalars(select(Device).where(Device.serial == dev.serial)).one_or_none()
+            if existing is None:
+                raise
+            return existing
         return dev
 
     def devices(self) -> list[DeviceRecord]:
@@ -578,6 +619,12 @@ class Registry:
             raise ValueError(f"not a pragma name: {name!r}")
         with self.engine.connect() as conn:
             return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump and background link."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def _configure_sqlite(engine: Engine) -> None:

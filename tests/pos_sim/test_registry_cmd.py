@@ -85,3 +85,14 @@ def test_devices_serial_shows_backups_lifecycle_and_tickets(tmp_path: Path) -> N
     missing = cli("devices", "SP404", "--db", db)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "pos-sim devices: no device with serial 'SP404' in the registry"
+
+
+def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for url, said in [(str(blocker / "sub" / "r.db"), "cannot create the registry at"),
+                      ("nonsense://x", "cannot use nonsense://x"),
+                      ("mysql://u:secret@127.0.0.1:1/x", "driver for mysql://u:***@127.0.0.1:1/x is not installed")]:
+        r = cli("devices", "--db", url)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
+        assert "secret" not in r.stderr and "Traceback" not in r.stderr

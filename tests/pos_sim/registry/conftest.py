@@ -1,4 +1,5 @@
-"""Fixtures for registry tests: a fresh SQLite registry and synthetic diagnostic reports."""
+"""Fixtures for registry tests: a fresh SQLite registry, synthetic diagnostic reports, and a
+throwaway PostgreSQL server with a fresh database per test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 from drivers.terminal import DeviceInfo
 from pos_sim.diagnostics.engine import DiagnosticReport, Finding
 from pos_sim.registry import Registry
+from tests.pos_sim.registry.pg import PostgresServer
+from tests.pos_sim.registry.pg import start as start_postgres
 
 
 def device_info(serial: str = "SP1000001", lifecycle: str = "activated", firmware: str = "2.4.1") -> DeviceInfo:
@@ -48,3 +51,22 @@ def reg(db_url: str) -> Iterator[Registry]:
     """An opened, migrated registry on a fresh SQLite file."""
     with Registry.open(db_url) as r:
         yield r
+
+
+# -- PostgreSQL (tests/pos_sim/registry/pg.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session, stopped at its end (see pg.py)."""
+    server = start_postgres(tmp_path_factory.mktemp("postgresql"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A SQLAlchemy URL for an empty database on the session's PostgreSQL server."""
+    return postgres.url(postgres.fresh_database())
