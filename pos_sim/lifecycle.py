@@ -92,6 +92,10 @@ class DeviceManager:
         self.registry.record_device(info)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = Path(out_dir).expanduser() / f"{info.serial}-txlog-{stamp}.json"
+        n = 1
+        while path.exists():   # two backups in one second: never replace a recorded backup's file
+            n += 1
+            path = path.with_name(f"{info.serial}-txlog-{stamp}-{n}.json")
         export = self.terminal.export_transaction_log(path, on_progress=on_progress)
         checked = verify_txlog_backup(export.path)           # read back what landed on disk
         if checked.sha256 != export.sha256 or checked.serial != info.serial:

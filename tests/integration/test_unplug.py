@@ -66,8 +66,12 @@ def test_unplug_at_every_byte_offset() -> None:
                     assert time.monotonic() - t0 <= bound, f"cut at byte {k}: noticed too late"
                     assert isinstance(term.link.error, DeviceDisconnected)
                 else:
-                    # the cut fell on the very last bytes (our final ACK): every result arrived
-                    assert k >= total - 11, f"cut at byte {k} of {total} went unnoticed"
+                    # the cut fell on the very last bytes (our final ACK) or after this run's
+                    # exchange (how many progress frames a zero-length test sends is a race, so
+                    # one run's exchange can be shorter than the reference): every result arrived
+                    used = term.link.stats.bytes_in + term.link.stats.bytes_out
+                    assert len(done) == len(COMPONENTS), f"cut at byte {k}: results lost, no error"
+                    assert k >= min(total, used) - 11, f"cut at byte {k} of {used} went unnoticed"
                 # what completed before the cut is kept, intact
                 assert [(r.component, r.outcome, r.code) for r in done] == [
                     (r.component, r.outcome, r.code) for r in reference[:len(done)]]

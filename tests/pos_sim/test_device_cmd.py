@@ -373,3 +373,11 @@ def test_a_backup_of_an_older_log_does_not_count(bench: Bench, capsys: pytest.Ca
     assert "holds 120 transactions, the terminal's log has changed since (121 now): back up again" in err
     assert bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))[0] == 0
     assert bench.run(capsys, "unbind", "--reason", "shop closed")[0] == 0
+
+
+def test_two_backups_in_one_second_keep_both_files(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    for _ in range(3):
+        assert bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))[0] == 0
+    with bench.registry() as reg:
+        paths = [b.path for b in reg.backups(bench.serial)]
+    assert len(set(paths)) == 3 and all(Path(p).is_file() for p in paths)
