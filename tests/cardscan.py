@@ -125,7 +125,9 @@ TRACK2 = "track 2"
 
 
 def luhn_valid(digits: bytes) -> bool:
-    """True when the ASCII digits pass the Luhn check, as every card number does."""
+    """True when the ASCII digits pass the Luhn check, as every card number does.  Written
+    here again on purpose (drivers.capture has one): the scan is the oracle for the code that
+    masks, so it must not share that code's mistakes."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         d = ch - 48

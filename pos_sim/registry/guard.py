@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from drivers.capture import luhn_valid as _luhn_valid_bytes
 from pos_sim.registry.errors import CardDataRefused
 
 #: 13-19 digits, optionally grouped by single spaces or dashes, not part of a longer digit run
@@ -20,15 +21,7 @@ _CANDIDATE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
 
 def luhn_valid(digits: str) -> bool:
     """True when ``digits`` (only 0-9) passes the Luhn check."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    return _luhn_valid_bytes(digits.encode("ascii"))
 
 
 def contains_card_number(text: str) -> bool:
