@@ -18,7 +18,8 @@ What is read
 The rule for a card number (PAN)
     A run of 13 to 19 ASCII digits that passes the Luhn check and whose first digit is 2, 3, 4,
     5 or 6: the ISO/IEC 7812 major industry identifiers of payment cards (2 Mastercard 2-series,
-    3 Amex/JCB/Diners, 4 Visa, 5 Mastercard/Maestro, 6 Discover/Maestro/UnionPay 62).  The other
+    only 2221-2720, so that date-times such as a PDF's 20261123170936 are not cards; 3
+    Amex/JCB/Diners, 4 Visa, 5 Mastercard/Maestro, 6 Discover/Maestro/UnionPay 62).  The other
     first digits are out on purpose, as in the capture writer's masking (``drivers/capture.py``):
     1 is airlines, but also every Unix time in ms, µs or ns until 2033 (``1732370313364``,
     19-digit nanosecond times); 7 is petroleum; 8 is telecommunications and the UnionPay merchant
@@ -86,6 +87,8 @@ from pathlib import Path
 PAN_MIN, PAN_MAX = 13, 19
 #: first digits of payment-card numbers (see the module docstring for why not 1, 7, 8 and 9)
 PAN_FIRST_DIGITS = b"23456"
+#: the only BINs starting with 2 that are payment cards
+MASTERCARD_2_SERIES = (2221, 2720)
 #: a track's service code starts with one of these (ISO/IEC 7813: interchange 1, 2, 5, 6, 7, 9)
 SERVICE_CODE_FIRST = b"125679"
 #: a hex token shorter than this many bytes cannot hold a PAN and is not decoded
@@ -145,7 +148,13 @@ def mask(pan: bytes) -> str:
 
 
 def _is_card_number(digits: bytes) -> bool:
-    return PAN_MIN <= len(digits) <= PAN_MAX and digits[0] in PAN_FIRST_DIGITS and luhn_valid(digits)
+    if not (PAN_MIN <= len(digits) <= PAN_MAX and digits[0] in PAN_FIRST_DIGITS):
+        return False
+    # a 2 is a card only in Mastercard's 2-series, 2221-2720: 20yy... is a date (a PDF's
+    # CreationDate D:20261123170936 passes Luhn one time in ten)
+    if digits[:1] == b"2" and not MASTERCARD_2_SERIES[0] <= int(digits[:4]) <= MASTERCARD_2_SERIES[1]:
+        return False
+    return luhn_valid(digits)
 
 
 @dataclass(frozen=True)

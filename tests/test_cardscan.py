@@ -60,6 +60,13 @@ def kinds(data: bytes | str) -> list[str]:
     return [hit.kind for hit in find_card_data(raw)]
 
 
+def test_mastercard_2_series_counts_and_other_2s_do_not() -> None:
+    for bin4, card in (("2221", True), ("2720", True), ("2500", True), ("2220", False), ("2721", False),
+                       ("2026", False)):
+        number = with_check_digit(bin4 + "00000000000")
+        assert (pans(f"card {number} ok") == [number]) is card, bin4
+
+
 def test_the_test_numbers_are_luhn_valid() -> None:
     for number in (VISA, VISA_13, UNIONPAY_16, UNIONPAY_19, AMEX, MASTERCARD_2, MERCHANT_ID):
         assert luhn_valid(number.encode()), number
@@ -120,6 +127,8 @@ def test_masked_numbers_are_not_card_numbers(text: str) -> None:
     "a5" + VISA + "ef",                          # digits inside a hex dump
     "123e4567-e89b-12d3-a456-" + "4266" + VISA[:8],  # a UUID
     "2026-11-23 14:58:33",
+    "/CreationDate (D:" + with_check_digit("2026112317093") + "+00'00')",  # a PDF's date: 20yy is no BIN
+    with_check_digit("20261123170936123"),
 ])
 def test_things_that_are_not_card_numbers(text: str) -> None:
     assert pans(text) == []
