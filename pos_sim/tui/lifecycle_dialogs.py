@@ -170,7 +170,7 @@ class LifecycleConfirmScreen(ModalScreen[bool]):
             yield Static("\n".join(self.lines), id="what", markup=False)
             if self.typed:
                 yield Label(ui_text("ask_type_serial", self.lang, serial=self.serial))
-                yield Input(id="typed-serial", placeholder=self.serial)
+                yield Input(id="typed-serial")
             with Horizontal():
                 yield Button(ui_text("confirm", self.lang), id="confirm", variant="error" if self.typed else "primary",
                              disabled=self.typed)
