@@ -110,6 +110,8 @@ def run_lifecycle(args: argparse.Namespace) -> int:
                                    merchant_id=getattr(args, "merchant", ""), reason=getattr(args, "reason", ""),
                                    force=getattr(args, "force", False))
             dev = prepared.device
+            for warning in prepared.warnings:
+                print(f"pos-sim device {args.device_command}: warning: {warning}", file=sys.stderr)
             if args.operation in DESTRUCTIVE and not _confirm(args, dev.serial, dev.lifecycle, dev.merchant_id):
                 return _fail(args, "not confirmed: nothing was sent", 1)
             outcome = mgr.submit(prepared)

@@ -160,7 +160,15 @@ class DeviceManager:
                                   f"{challenge.serial}: refusing to sign", EXIT_COMMUNICATION)
         request = LifecycleRequest.sign(key, challenge, activation_code=activation_code, merchant_id=merchant_id,
                                         reason=reason)
-        return PreparedOperation(info, request, fingerprint(key), backup, forced)
+        warnings: list[str] = []
+        last = self.registry.last_counter(info.serial)
+        if last is not None and challenge.counter < last:
+            warnings.append(f"{info.serial}'s lifecycle counter is {challenge.counter}, lower than the {last} it "
+                            f"answered with before: its memory was reset or replaced, or this is another terminal "
+                            f"with the same serial number; check it before trusting it")
+            self.registry.audit(self.by.who, "device.counter_regressed", "warning", self.by.origin, info.serial,
+                                {"counter": challenge.counter, "last_seen": last, "operation": op})
+        return PreparedOperation(info, request, fingerprint(key), backup, forced, tuple(warnings))
 
     def submit(self, prepared: PreparedOperation) -> LifecycleOutcome:
         """Send a prepared request, record the answer (or its absence) with its audit record, and
@@ -204,6 +212,8 @@ class PreparedOperation:
     key_fingerprint: str
     backup: BackupRecord | None
     forced: bool
+    #: what the host noticed and the technician should see before confirming
+    warnings: tuple[str, ...] = ()
 
 
 def _refusal_exit(result: LifecycleResult) -> int:

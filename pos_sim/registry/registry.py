@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event, make_url, select, text
+from sqlalchemy import Engine, create_engine, event, func, make_url, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -479,6 +479,13 @@ class Registry:
                                               ("message", message)) if v})
             self._append_audit(s, actor, f"device.{operation}", status, serial, details)
             return _lifecycle_record(row, serial)
+
+    def last_counter(self, serial: str) -> int | None:
+        """The highest lifecycle counter ``serial`` has answered with (None if it never has):
+        a terminal whose counter is lower now had its memory reset, or is another one."""
+        with self._tx() as s:
+            return s.scalar(select(func.max(LifecycleOpRow.counter)).join(Device, Device.id == LifecycleOpRow.device_id)
+                            .where(Device.serial == serial, LifecycleOpRow.status != "unconfirmed"))
 
     def lifecycle_ops(self, serial: str) -> list[LifecycleOpRecord]:
         """A device's lifecycle requests, oldest first; :class:`UnknownDevice` if not registered."""

@@ -144,6 +144,7 @@ def confirmation_lines(prepared: PreparedOperation, given: OperationInput, lang:
             lines.append(ui_text("ask_forced", lang))
     if given.reason:
         lines.append(ui_text("ask_reason", lang, reason=given.reason))
+    lines += [f"⚠ {w}" for w in prepared.warnings]
     if op in DESTRUCTIVE:
         lines.append(ui_text("ask_final", lang))
     return lines

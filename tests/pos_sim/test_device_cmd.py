@@ -381,3 +381,18 @@ def test_two_backups_in_one_second_keep_both_files(bench: Bench, capsys: pytest.
     with bench.registry() as reg:
         paths = [b.path for b in reg.backups(bench.serial)]
     assert len(set(paths)) == 3 and all(Path(p).is_file() for p in paths)
+
+
+def test_a_counter_lower_than_recorded_is_warned_and_audited(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    """A terminal's counter never goes back: lower than it answered before means its memory was
+    reset or replaced, or another terminal carries the same serial number."""
+    assert bench.run(capsys, "unbind", "--force", "--reason", "moving")[0] == 0      # counter 8
+    code, _, err = bench.run(capsys, "activate", "--code", "A1", "--merchant", "M1")   # counter 9
+    assert code == 0 and "warning" not in err
+    (bench.tmp / "terminal.json").unlink()     # the same serial, its memory as shipped: counter 7
+    code, _, err = bench.run(capsys, "unbind", "--force", "--reason", "again")
+    assert code == 0
+    assert "warning: SP0000123's lifecycle counter is 7, lower than the 9 it answered with before" in err
+    with bench.registry() as reg:
+        warned = [e for e in reg.audit_log() if e.action == "device.counter_regressed"]
+        assert [(e.outcome, e.details["counter"], e.details["last_seen"]) for e in warned] == [("warning", 7, 9)]
