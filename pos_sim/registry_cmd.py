@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pos_sim.registry import Registry, RegistryError, UnknownDevice
+from pos_sim.registry import Registry, RegistryError, RegistryUnavailable, UnknownDevice
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:
@@ -193,6 +193,9 @@ def run_ticket(args: argparse.Namespace) -> int:
                 tickets = [reg.advance_ticket(args.id, args.state, args.note)]
             else:
                 tickets = reg.tickets(args.serial)
+    except RegistryUnavailable as exc:
+        print(f"pos-sim ticket: {exc}", file=sys.stderr)
+        return 2
     except RegistryError as exc:
         print(f"pos-sim ticket: {exc}", file=sys.stderr)
         return 4

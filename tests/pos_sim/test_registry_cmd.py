@@ -93,6 +93,7 @@ def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     for url, said in [(str(blocker / "sub" / "r.db"), "cannot create the registry at"),
                       ("nonsense://x", "cannot use nonsense://x"),
                       ("mysql://u:secret@127.0.0.1:1/x", "driver for mysql://u:***@127.0.0.1:1/x is not installed")]:
-        r = cli("devices", "--db", url)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, r.stderr
-        assert "secret" not in r.stderr and "Traceback" not in r.stderr
+        for command in (["devices"], ["audit", "show"], ["ticket", "list"]):
+            r = cli(*command, "--db", url)
+            assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, (command, r.stderr)
+            assert "secret" not in r.stderr and "Traceback" not in r.stderr
