@@ -144,6 +144,8 @@ def add_ticket_and_audit_parsers(sub: Any) -> None:
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("state", choices=TICKET_STATES, metavar="STATE", help=", ".join(TICKET_STATES))
     p.add_argument("--note", default="", help="what happened")
+    p.add_argument("--have", default="", metavar="LIST",
+                   help="materials received with this step, comma-separated (e.g. invoice,repair_payment)")
     p = tsub.add_parser("list", help="every ticket (or one terminal's)")
     p.add_argument("--serial", metavar="SERIAL")
     for p in tsub.choices.values():
@@ -179,18 +181,18 @@ def run_ticket(args: argparse.Namespace) -> int:
 
     try:
         with Registry.open(args.db) as reg:
+            have = [m.strip() for m in getattr(args, "have", "").split(",") if m.strip()]
+            unknown = [m for m in have if m not in MATERIALS]
+            if unknown:
+                print(f"pos-sim ticket: unknown material {', '.join(unknown)}; known: {', '.join(MATERIALS)}",
+                      file=sys.stderr)
+                return 1
             if args.ticket_command == "open":
-                have = [m.strip() for m in args.have.split(",") if m.strip()]
-                unknown = [m for m in have if m not in MATERIALS]
-                if unknown:
-                    print(f"pos-sim ticket: unknown material {', '.join(unknown)}; known: {', '.join(MATERIALS)}",
-                          file=sys.stderr)
-                    return 1
                 tickets = [reg.open_ticket(args.serial, args.fault, dict.fromkeys(have, True))]
             elif args.ticket_command == "show":
                 tickets = [reg.ticket(args.id)]
             elif args.ticket_command == "advance":
-                tickets = [reg.advance_ticket(args.id, args.state, args.note)]
+                tickets = [reg.advance_ticket(args.id, args.state, args.note, dict.fromkeys(have, True))]
             else:
                 tickets = reg.tickets(args.serial)
     except RegistryUnavailable as exc:

@@ -28,11 +28,19 @@ def test_ticket_life_is_kept_and_audited(tmp_path: Path) -> None:
     assert "opened → received  at the bench" in shown.stdout and "still needed: proof_of_purchase" in shown.stdout
     listed = json.loads(cli("ticket", "list", "--serial", "SP0000457", "--json", "--db", db).stdout)
     assert [t["state"] for t in listed["tickets"]] == ["received"]
+    later = cli("ticket", "advance", tid, "diagnosing", "--have", "proof_of_purchase,model_and_serial", "--json",
+                "--db", db)
+    (ticket,) = json.loads(later.stdout)["tickets"]
+    assert ticket["materials"]["proof_of_purchase"] and ticket["materials"]["model_and_serial"]
+    assert ticket["materials"]["photos"] and not ticket["materials"]["invoice"]     # earlier ticks kept
+    bad = cli("ticket", "advance", tid, "repaired", "--have", "receipt", "--db", db)
+    assert bad.returncode == 1 and "unknown material receipt" in bad.stderr
     log = json.loads(cli("audit", "show", "--json", "--db", db).stdout)["entries"]
-    assert [e["action"] for e in log] == ["ticket.open", "ticket.advance"]
+    assert [e["action"] for e in log] == ["ticket.open", "ticket.advance", "ticket.advance"]
+    assert log[-1]["details"]["materials"] == {"model_and_serial": True, "proof_of_purchase": True}
     assert all(e["target"] == f"ticket #{tid} SP0000457" for e in log)
     verified = cli("audit", "verify", "--db", db)
-    assert verified.returncode == 0 and "2 records" in verified.stdout
+    assert verified.returncode == 0 and "3 records" in verified.stdout
 
 
 def test_a_tampered_audit_log_fails_verify(tmp_path: Path) -> None:
