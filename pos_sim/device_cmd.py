@@ -114,6 +114,10 @@ def run_lifecycle(args: argparse.Namespace) -> int:
                 print(f"pos-sim device {args.device_command}: warning: {warning}", file=sys.stderr)
             if args.operation in DESTRUCTIVE and not _confirm(args, dev.serial, dev.lifecycle, dev.merchant_id):
                 return _fail(args, "not confirmed: nothing was sent", 1)
+            if prepared.stale:   # the confirmation took longer than the terminal's challenge lives
+                prepared = mgr.prepare(args.operation, activation_code=getattr(args, "code", ""),
+                                       merchant_id=getattr(args, "merchant", ""), reason=getattr(args, "reason", ""),
+                                       force=getattr(args, "force", False))
             outcome = mgr.submit(prepared)
     except KeyFileError as exc:
         return _fail(args, str(exc), exc.exit_code)

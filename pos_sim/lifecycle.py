@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.errors import DriverError, TransferError
@@ -35,6 +35,9 @@ EXIT_HOST_REFUSED = 1
 EXIT_COMMUNICATION = 4
 EXIT_TERMINAL_REFUSED = 8
 EXIT_LOCKED = 32
+#: a challenge lives 60 s on the terminal (docs/protocol.md section 11): a request prepared
+#: longer ago than this (a person was reading the confirmation) is prepared again before sending
+CHALLENGE_FRESH = 45.0
 
 
 class LifecycleFailed(Exception):
@@ -207,6 +210,11 @@ class DeviceManager:
 class PreparedOperation:
     """A signed request not yet sent, with what the host checked to allow it."""
 
+    @property
+    def stale(self) -> bool:
+        """True when the terminal's challenge may have run out (see :data:`CHALLENGE_FRESH`)."""
+        return time.monotonic() - self.prepared_at > CHALLENGE_FRESH
+
     device: DeviceInfo
     request: LifecycleRequest
     key_fingerprint: str
@@ -214,6 +222,8 @@ class PreparedOperation:
     forced: bool
     #: what the host noticed and the technician should see before confirming
     warnings: tuple[str, ...] = ()
+    #: time.monotonic() when the challenge was answered
+    prepared_at: float = field(default_factory=time.monotonic)
 
 
 def _refusal_exit(result: LifecycleResult) -> int:

@@ -61,8 +61,6 @@ from pos_sim.tui.lifecycle_dialogs import (
 )
 from pos_sim.tui.text import ui_text
 
-#: a prepared request older than this is signed again before it goes out (challenges last 60 s)
-CHALLENGE_FRESH = 45.0
 #: the sections, in tab order: (pane id, text key)
 SECTIONS = (("runs", "tab_runs"), ("tickets", "tab_tickets"), ("backups", "tab_backups"),
             ("lifecycle", "tab_lifecycle"))
@@ -194,7 +192,6 @@ class OperationPrepared(Message):
         self.given = given
         self.manager = manager
         self.prepared = prepared
-        self.at = time.monotonic()
 
 
 class OperationFinished(Message):
@@ -549,7 +546,7 @@ class DeviceScreen(ModalScreen[None]):
         given, manager, prepared = message.given, message.manager, message.prepared
         answered = False
         try:
-            if time.monotonic() - message.at > CHALLENGE_FRESH:   # the terminal's challenge ran out
+            if prepared.stale:   # the terminal's challenge may have run out: sign a fresh one
                 prepared = manager.prepare(given.operation, activation_code=given.activation_code,
                                            merchant_id=given.merchant_id, reason=given.reason, force=given.force)
             outcome = manager.submit(prepared)

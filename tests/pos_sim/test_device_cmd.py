@@ -396,3 +396,24 @@ def test_a_counter_lower_than_recorded_is_warned_and_audited(bench: Bench, capsy
     with bench.registry() as reg:
         warned = [e for e in reg.audit_log() if e.action == "device.counter_regressed"]
         assert [(e.outcome, e.details["counter"], e.details["last_seen"]) for e in warned] == [("warning", 7, 9)]
+
+
+def test_a_slow_confirmation_gets_a_fresh_challenge(bench: Bench, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The terminal's challenge lives 60 s; a request older than CHALLENGE_FRESH is signed again
+    rather than sent to be refused as no_challenge."""
+    from pos_sim import lifecycle
+
+    prepared: list[lifecycle.PreparedOperation] = []
+    original = lifecycle.DeviceManager.prepare
+
+    def spy(self: lifecycle.DeviceManager, *args: object, **kwargs: object) -> lifecycle.PreparedOperation:
+        prepared.append(original(self, *args, **kwargs))  # type: ignore[arg-type]
+        return prepared[-1]
+
+    monkeypatch.setattr(lifecycle.DeviceManager, "prepare", spy)
+    monkeypatch.setattr(lifecycle, "CHALLENGE_FRESH", -1.0)    # every prepared request is already old
+    code, out, err = bench.run(capsys, "unbind", "--force", "--reason", "slow reader", "--json")
+    assert code == 0, err
+    assert len(prepared) == 2 and prepared[0].request.nonce != prepared[1].request.nonce
+    assert json.loads(out)["counter"] == prepared[1].request.counter
