@@ -45,6 +45,10 @@ class ResponseTimeout(DriverError):
     """The terminal did not answer, even after the retransmits the protocol allows."""
 
 
+class DeadlinePassed(ResponseTimeout):
+    """The caller's overall time ran out before the request was sent (nothing went out)."""
+
+
 class SelfTestLost(ResponseTimeout):
     """A running self-test stopped reporting progress (the terminal hung mid-test)."""
 

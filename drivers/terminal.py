@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from drivers.errors import (
+    DeadlinePassed,
     DeviceDisconnected,
     DriverError,
     ProtocolViolation,
-    ResponseTimeout,
     SelfTestLost,
     TransferError,
 )
@@ -343,7 +343,7 @@ class Terminal:
             return None
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise ResponseTimeout(f"{self.link.name}: time is up (the overall timeout has passed)")
+            raise DeadlinePassed(f"{self.link.name}: time is up (the overall timeout has passed)")
         return left
 
     def _request(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> Message:

@@ -15,16 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, TextIO
 
 from drivers.errors import DriverError
 from drivers.terminal import Terminal
-from pos_sim.info_cmd import DEFAULT_TIMEOUT
+from pos_sim.info_cmd import DEFAULT_TIMEOUT, _positive
 from pos_sim.keys import ENV_VAR as KEYS_ENV
 from pos_sim.keys import KeyFile, KeyFileError
 from pos_sim.lifecycle import OPERATIONS, DeviceManager, LifecycleFailed
 from pos_sim.ports import register_url_schemes
-from pos_sim.registry import Registry, RegistryError
+from pos_sim.registry import Registry, RegistryError, RegistryUnavailable
 from pos_sim.registry_cmd import add_db_option
 
 SCHEMA_VERSION = 1
@@ -59,6 +60,9 @@ def add_parser(sub: Any) -> None:
                            help="unbind without a verified backup (needs --reason; audited)")
         d.add_argument("--keys", metavar="FILE",
                        help=f"key file (default: {KEYS_ENV}, else keys.toml in your config directory)")
+        d.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
+                       help=f"seconds for the exchange before and after your confirmation, not counting "
+                            f"the time you take to confirm (default {DEFAULT_TIMEOUT:g})")
         _common(d)
         d.set_defaults(func=run_lifecycle, operation=name)
     b = dsub.add_parser("backup", help="back up the transaction log (paged, verified, atomic, masked)",
@@ -74,8 +78,6 @@ def add_parser(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})")
     add_db_option(p)
 
 
@@ -114,6 +116,7 @@ def run_lifecycle(args: argparse.Namespace) -> int:
                 print(f"pos-sim device {args.device_command}: warning: {warning}", file=sys.stderr)
             if args.operation in DESTRUCTIVE and not _confirm(args, dev.serial, dev.lifecycle, dev.merchant_id):
                 return _fail(args, "not confirmed: nothing was sent", 1)
+            term.deadline = time.monotonic() + args.timeout   # the time spent confirming is the person's
             if prepared.stale:   # the confirmation took longer than the terminal's challenge lives
                 prepared = mgr.prepare(args.operation, activation_code=getattr(args, "code", ""),
                                        merchant_id=getattr(args, "merchant", ""), reason=getattr(args, "reason", ""),
@@ -126,6 +129,8 @@ def run_lifecycle(args: argparse.Namespace) -> int:
         return _fail(args, str(exc), exc.exit_code, extra)
     except DriverError as exc:
         return _fail(args, str(exc), exc.exit_code)
+    except RegistryUnavailable as exc:
+        return _fail(args, f"registry: {exc}", 2)
     except RegistryError as exc:
         return _fail(args, f"registry: {exc}", 4)
     r, dev = outcome.result, outcome.device
@@ -169,7 +174,13 @@ def run_backup(args: argparse.Namespace) -> int:
     register_url_schemes()
     progress_out = sys.stderr if args.json else sys.stdout
     try:
-        with Registry.open(args.db) as reg, Terminal.open(args.port, timeout=args.timeout) as term:
+        reg = Registry.open(args.db)
+    except RegistryError as exc:
+        return _fail(args, f"registry: {exc} (nothing was read from the terminal)", 2)
+    try:
+        # no overall deadline: a long log at a low baud rate takes its time; each page is still
+        # bounded by the link's answer timeout and retransmits
+        with reg, Terminal.open(args.port) as term:
             serial = term.hello.serial if term.hello else "terminal"
             out = DeviceManager(term, reg).backup(args.output, on_progress=_Progress(progress_out,
                                                                                     f"backup {serial}"))

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drivers.errors import DriverError, TransferError
+from drivers.errors import DeadlinePassed, DriverError, TransferError
 from drivers.terminal import DeviceInfo, LifecycleRequest, LifecycleResult, Terminal, verify_txlog_backup
 from pos_sim.keys import KeyFile, fingerprint
-from pos_sim.registry import Actor, BackupRecord, LifecycleOpRecord, Registry
+from pos_sim.registry import Actor, BackupRecord, LifecycleOpRecord, Registry, RegistryError
+from pos_sim.registry.guard import contains_card_number, mask_card_numbers
 
 #: the command-line names of the operations and the protocol's
 OPERATIONS = {"activate": "activate", "bind": "bind", "unbind": "unbind", "revoke": "revoke",
@@ -94,11 +95,15 @@ class DeviceManager:
         info = self.terminal.info()
         self.registry.record_device(info)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = Path(out_dir).expanduser() / f"{info.serial}-txlog-{stamp}.json"
-        n = 1
-        while path.exists():   # two backups in one second: never replace a recorded backup's file
-            n += 1
-            path = path.with_name(f"{info.serial}-txlog-{stamp}-{n}.json")
+        try:
+            path = Path(out_dir).expanduser() / f"{info.serial}-txlog-{stamp}.json"
+            n = 1
+            while path.exists():   # two backups in one second: never replace a recorded backup's file
+                n += 1
+                path = path.with_name(f"{info.serial}-txlog-{stamp}-{n}.json")
+        except (OSError, RuntimeError) as exc:   # RuntimeError: ~user that does not exist
+            raise TransferError(f"cannot use {out_dir} for the backup: {getattr(exc, 'strerror', None) or exc}"
+                                ) from None
         export = self.terminal.export_transaction_log(path, on_progress=on_progress)
         checked = verify_txlog_backup(export.path)           # read back what landed on disk
         if checked.sha256 != export.sha256 or checked.serial != info.serial:
@@ -141,6 +146,7 @@ class DeviceManager:
                                   EXIT_HOST_REFUSED)
         if self.keys is None:
             raise LifecycleFailed("no key file loaded", EXIT_HOST_REFUSED)
+        _check_arguments(activation_code=activation_code, merchant_id=merchant_id, reason=reason)
         info = self.terminal.info()
         self.registry.record_device(info)
         key = self.keys.key_for(info.serial)
@@ -175,26 +181,57 @@ class DeviceManager:
 
     def submit(self, prepared: PreparedOperation) -> LifecycleOutcome:
         """Send a prepared request, record the answer (or its absence) with its audit record, and
-        return the outcome; :class:`LifecycleFailed` unless the terminal carried it out."""
+        return the outcome; :class:`LifecycleFailed` unless the terminal carried it out.
+
+        Once the request may have gone out, something is always recorded: the answer, or
+        ``unconfirmed`` when the link failed or the wait was interrupted (Ctrl-C)."""
         info, req = prepared.device, prepared.request
         backup_id = prepared.backup.id if prepared.backup else None
+        asked = req.merchant_id if req.operation in ("activate", "bind") else ""
+        # a sale between the backup check and now would be lost by the unbind
+        if prepared.backup is not None and self.terminal.transaction_log_info()[1] != prepared.backup.sha256:
+            self.registry.audit(self.by.who, "device.unbind", "host_refused", self.by.origin, info.serial,
+                                {"why": "transaction log changed after the backup check"})
+            raise BackupRequired(f"{info.serial}'s transaction log changed since the backup was checked: "
+                                 f"back up again (`pos-sim device backup PORT -o DIR`); nothing was sent")
+
+        def unconfirmed(why: str) -> LifecycleOpRecord:
+            return self.registry.record_lifecycle(
+                info.serial, req.operation, "unconfirmed", info.lifecycle, "", req.counter, reason=req.reason,
+                forced=prepared.forced, backup_id=backup_id, message=mask_card_numbers(why), merchant_for=asked,
+                by=self.by)
+
+        settled = False
         try:
             result = self.terminal.send_lifecycle(req)
+            settled = True
+        except DeadlinePassed as exc:
+            settled = True   # raised before the request was written: nothing went out
+            raise LifecycleFailed(f"{req.operation} was not sent to {info.serial}: {exc}; nothing changed, "
+                                  f"try again (a longer --timeout?)", EXIT_COMMUNICATION) from exc
         except DriverError as exc:
-            record = self.registry.record_lifecycle(
-                info.serial, req.operation, "unconfirmed", info.lifecycle, "", req.counter, reason=req.reason,
-                forced=prepared.forced, backup_id=backup_id, message=str(exc), by=self.by)
+            settled = True
+            record = unconfirmed(str(exc))
             raise LifecycleFailed(
                 f"{req.operation} went out to {info.serial} but no answer came back ({exc}): the terminal may "
                 f"have carried it out; run `pos-sim info PORT` to see its state before trying again",
                 EXIT_COMMUNICATION, record) from exc
+        finally:
+            if not settled:   # interrupted while waiting for the answer: it may have been carried out
+                unconfirmed("interrupted while waiting for the answer")
         merchant: str | None = None
         if result.ok:
-            merchant = req.merchant_id if req.operation in ("activate", "bind") else ""
-        record = self.registry.record_lifecycle(
-            info.serial, req.operation, result.status, info.lifecycle, result.state, result.counter,
-            reason=req.reason, forced=prepared.forced, backup_id=backup_id, message=result.message,
-            merchant=merchant, by=self.by)
+            merchant = asked
+        try:
+            record = self.registry.record_lifecycle(
+                info.serial, req.operation, result.status, info.lifecycle, result.state, result.counter,
+                reason=req.reason, forced=prepared.forced, backup_id=backup_id,
+                message=mask_card_numbers(result.message), merchant=merchant, merchant_for=asked, by=self.by)
+        except RegistryError as exc:
+            raise LifecycleFailed(
+                f"{info.serial} answered {result.status} to {req.operation} (now {result.state}, counter "
+                f"{result.counter}) but the registry could not record it: {exc}; write this down, and "
+                f"record it once the registry works again", EXIT_COMMUNICATION) from exc
         if result.ok:
             return LifecycleOutcome(info, result, record, prepared.backup)
         raise LifecycleFailed(_refusal_text(prepared, result, self.keys), _refusal_exit(result), record)
@@ -226,6 +263,26 @@ class PreparedOperation:
     prepared_at: float = field(default_factory=time.monotonic)
 
 
+#: what the wire can carry in a text argument (str8)
+_MAX_ARG_BYTES = 255
+
+
+def _check_arguments(**args: str) -> None:
+    """Refuse, before anything is sent, arguments the wire cannot carry or the registry must not
+    keep; the message names the argument, never its value."""
+    for name, value in args.items():
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise LifecycleFailed(f"the {name} is not valid text (UTF-8)", EXIT_HOST_REFUSED) from None
+        if size > _MAX_ARG_BYTES:
+            raise LifecycleFailed(f"the {name} is {size} bytes; the terminal takes at most {_MAX_ARG_BYTES}",
+                                  EXIT_HOST_REFUSED)
+        if contains_card_number(value):
+            raise LifecycleFailed(f"the {name} looks like it holds a card number: leave it out or mask it to "
+                                  f"BIN and last four; nothing was sent", EXIT_HOST_REFUSED)
+
+
 def _refusal_exit(result: LifecycleResult) -> int:
     if result.state == "locked":
         return EXIT_LOCKED
@@ -240,7 +297,10 @@ def _refusal_text(prepared: PreparedOperation, result: LifecycleResult, keys: Ke
     if result.status == "bad_auth":
         return (f"{serial} refused the signature of {op}: the key for {serial}{where} (fingerprint "
                 f"{prepared.key_fingerprint}) is not this terminal's key; get the right key from the manufacturer")
-    if result.status in ("replay", "no_challenge"):
+    if result.status == "no_challenge":
+        return (f"{serial} had no challenge outstanding for {op} ({result.message}): it expired, the terminal "
+                f"restarted, or another host asked for one since; try again")
+    if result.status == "replay":
         return (f"{serial} refused {op} as a replay ({result.message}); another host may be talking to it: "
                 f"try again")
     if result.state == "locked":

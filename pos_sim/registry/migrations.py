@@ -26,6 +26,7 @@ import hashlib
 from collections.abc import Callable
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -160,7 +161,8 @@ def _v2(conn: Connection) -> None:
                 Column("status", String(32), nullable=False),
                 Column("state_before", String(32), nullable=False),
                 Column("state_after", String(32), nullable=False),
-                Column("counter", Integer, nullable=False),
+                Column("counter", BigInteger, nullable=False),    # u32 on the wire
+                Column("merchant", String(64), nullable=False),
                 Column("actor", Text, nullable=False),
                 Column("origin", Text, nullable=False),
                 Column("reason", Text, nullable=False),

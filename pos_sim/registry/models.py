@@ -6,7 +6,7 @@ text that is hashed is exactly the text that is stored.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -158,7 +158,9 @@ class LifecycleOpRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     state_before: Mapped[str] = mapped_column(String(32))
     state_after: Mapped[str] = mapped_column(String(32))
-    counter: Mapped[int] = mapped_column(Integer)
+    counter: Mapped[int] = mapped_column(BigInteger)
+    #: the merchant an activate or bind was for ("" for the other operations)
+    merchant: Mapped[str] = mapped_column(String(64), default="")
     actor: Mapped[str] = mapped_column(Text)
     origin: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -177,6 +177,7 @@ class LifecycleOpRecord:
     state_before: str
     state_after: str
     counter: int
+    merchant: str
     actor: str
     origin: str
     reason: str
@@ -453,20 +454,22 @@ class Registry:
 
     def record_lifecycle(self, serial: str, operation: str, status: str, state_before: str, state_after: str,
                          counter: int, *, reason: str = "", forced: bool = False, backup_id: int | None = None,
-                         message: str = "", merchant: str | None = None, by: Actor | None = None
-                         ) -> LifecycleOpRecord:
+                         message: str = "", merchant: str | None = None, merchant_for: str | None = None,
+                         by: Actor | None = None) -> LifecycleOpRecord:
         """Record a lifecycle request and the terminal's answer, update the device's state (and
-        merchant, if given) and append the audit record, all in one transaction."""
+        merchant, if given) and append the audit record, all in one transaction.  ``merchant_for``
+        is the merchant an activate or bind asked for (kept with the record, whatever the answer)."""
         refuse_card_data("the reason", reason)
         refuse_card_data("the terminal's message", message)
         actor = by or Actor.current()
+        target_merchant = merchant_for or ""
         with self._tx() as s:
             dev = self._device(s, serial, create=True)
             now = time.time()
             row = LifecycleOpRow(device_id=dev.id, at=now, operation=operation, status=status,
                                  state_before=state_before, state_after=state_after, counter=counter,
-                                 actor=actor.who, origin=actor.origin, reason=reason, forced=forced,
-                                 backup_id=backup_id, message=message)
+                                 merchant=target_merchant, actor=actor.who, origin=actor.origin, reason=reason,
+                                 forced=forced, backup_id=backup_id, message=message)
             s.add(row)
             if state_after:
                 dev.lifecycle = state_after
@@ -475,8 +478,8 @@ class Registry:
             dev.last_seen = now
             s.flush()
             details: dict[str, Any] = {"op": row.id, "counter": counter, "from": state_before, "to": state_after}
-            details.update({k: v for k, v in (("reason", reason), ("forced", forced), ("backup", backup_id),
-                                              ("message", message)) if v})
+            details.update({k: v for k, v in (("merchant", target_merchant), ("reason", reason), ("forced", forced),
+                                              ("backup", backup_id), ("message", message)) if v})
             self._append_audit(s, actor, f"device.{operation}", status, serial, details)
             return _lifecycle_record(row, serial)
 
@@ -675,7 +678,7 @@ def _run_record(r: DiagnosticRun, serial: str) -> RunRecord:
 
 def _lifecycle_record(r: LifecycleOpRow, serial: str) -> LifecycleOpRecord:
     return LifecycleOpRecord(r.id, serial, r.at, r.operation, r.status, r.state_before, r.state_after, r.counter,
-                             r.actor, r.origin, r.reason, r.forced, r.backup_id, r.message)
+                             r.merchant, r.actor, r.origin, r.reason, r.forced, r.backup_id, r.message)
 
 
 def _backup_record(b: Backup, serial: str) -> BackupRecord:

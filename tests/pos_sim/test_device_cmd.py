@@ -417,3 +417,86 @@ def test_a_slow_confirmation_gets_a_fresh_challenge(bench: Bench, capsys: pytest
     assert code == 0, err
     assert len(prepared) == 2 and prepared[0].request.nonce != prepared[1].request.nonce
     assert json.loads(out)["counter"] == prepared[1].request.counter
+
+
+# -- what the review found: arguments, time, interruptions, a registry that fails ---------------------
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--reason", "customer card 4111 1111 1111 1111 jammed"], "the reason looks like it holds a card number"),
+    (["--reason", "x" * 300], "the reason is 300 bytes; the terminal takes at most 255"),
+])
+def test_arguments_are_checked_before_anything_is_sent(bench: Bench, capsys: pytest.CaptureFixture[str],
+                                                       args: list[str], said: str) -> None:
+    code, _, err = bench.run(capsys, "reset", *args, "--yes")
+    assert code == 1 and said in err and "4111" not in err and err.count("\n") == 1
+    assert bench.state(capsys) == ("bound", "898310048161234")
+    with bench.registry() as reg:
+        assert reg.devices() == [] and reg.audit_log() == []      # checked before the terminal was asked
+
+
+def test_a_merchant_number_in_a_reason_is_not_a_card(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = bench.run(capsys, "reset", "--reason", "leaving merchant 898310048161234", "--yes")
+    assert code == 0, err
+
+
+def test_activate_keeps_the_merchant_it_asked_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    b = Bench(tmp_path, "unactivated")
+    assert b.run(capsys, "activate", "--code", "ACT-1", "--merchant", "M0042")[0] == 0
+    with b.registry() as reg:
+        [op] = reg.lifecycle_ops(b.serial)
+        assert op.merchant == "M0042" and reg.audit_log()[-1].details["merchant"] == "M0042"
+        assert "ACT-1" not in json.dumps([e.details for e in reg.audit_log()])   # the code is kept nowhere
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_timeout_must_be_a_positive_number(bench: Bench, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    code, _, err = bench.run(capsys, "bind", "--merchant", "M1", "--timeout", value)
+    assert code == 1 and "--timeout" in err
+
+
+def test_backup_into_a_directory_that_cannot_be_named(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = bench.run(capsys, "backup", "-o", "~no-such-user-here/backups")
+    assert code == 4 and err.count("\n") == 1 and "cannot use ~no-such-user-here/backups" in err
+
+
+def test_backup_with_a_registry_that_cannot_be_opened(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    code = main(["device", "backup", bench.port, "-o", str(bench.tmp / "b"), "--db", "sqlite:////proc/nope/r.db"])
+    err = capsys.readouterr().err
+    assert code == 2 and "nothing was read from the terminal" in err
+    assert not (bench.tmp / "b").exists()
+
+
+def test_interrupted_while_waiting_is_recorded_unconfirmed(bench: Bench, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C after the request went out: the terminal may have acted, so it is on record."""
+    from drivers.terminal import LifecycleRequest, LifecycleResult, Terminal
+
+    original = Terminal.send_lifecycle
+
+    def sent_then_interrupted(self: Terminal, request: LifecycleRequest) -> LifecycleResult:
+        original(self, request)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Terminal, "send_lifecycle", sent_then_interrupted)
+    code, _, err = bench.run(capsys, "unbind", "--force", "--reason", "x")
+    assert code == 130 and "interrupted" in err
+    monkeypatch.undo()
+    assert bench.state(capsys) == ("unactivated", "")          # the terminal did it
+    with bench.registry() as reg:
+        [op] = reg.lifecycle_ops(bench.serial)
+        assert (op.status, op.message) == ("unconfirmed", "interrupted while waiting for the answer")
+        assert reg.audit_log()[-1].outcome == "unconfirmed"
+
+
+def test_an_answer_the_registry_cannot_record_is_said_plainly(bench: Bench, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from pos_sim.registry import RegistryUnavailable
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise RegistryUnavailable("the registry database failed, nothing was saved: disk I/O error")
+
+    monkeypatch.setattr(Registry, "record_lifecycle", down)
+    code, _, err = bench.run(capsys, "unbind", "--force", "--reason", "x")
+    assert code == 4
+    assert "SP0000123 answered ok to unbind (now unactivated, counter 8) but the registry could not record it" in err
