@@ -42,7 +42,7 @@ VIEW = DeviceView(
     backups=(BackupRecord(7, SERIAL, f"/srv/backups/{SERIAL}-txlog-20260109T100000Z.json", "ab" * 32, 120,
                           T0 + 9 * DAY + 36000),),
     ops=(LifecycleOpRecord(3, SERIAL, T0 + 9 * DAY + 36060, "unbind", "ok", "bound", "unactivated", 8,
-                           "tech", "bench-2", "shop closed", False, 7, ""),),
+                           "", "tech", "bench-2", "shop closed", False, 7, ""),),
 )
 
 
