@@ -164,7 +164,7 @@ def test_echo_is_named_as_such(peer: PtyPeer, pool: ThreadPoolExecutor) -> None:
         fut = info_request(pool, link)
         for _ in range(4):
             req = peer.expect(timeout=2)
-            peer.write(peer.raw[-(11 + len(req.payload)):])   # send back exactly what came in
+            peer.write(bytes(peer.raw[-(11 + len(req.payload)):]))   # send back exactly what came in
             peer.raw.clear()
         with pytest.raises(ResponseTimeout, match="echoes"):
             fut.result(timeout=FAST.worst_case + 1)

@@ -84,7 +84,7 @@ def expected_decoding(c: Construct, value: Any) -> Any:
     if arr is not None:
         return [expected_decoding(arr[1], v) for v in value]
     if isinstance(c, Struct):
-        out = {}
+        out: dict[str, Any] = {}
         for sub in c.subcons:
             if sub.name is None:
                 continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +32,7 @@ TYPES = list(CATALOGUE)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _outcome(fn, *args):  # type: ignore[no-untyped-def]
+def _outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
     """('ok', value) or ('error', exception class family) for parity comparisons."""
     try:
         return ("ok", fn(*args))

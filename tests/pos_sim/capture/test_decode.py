@@ -62,7 +62,7 @@ def test_frames_and_drops_in_order(corrupt_capture: Path) -> None:
         ("DroppedBytes", "<", start2 + n_over + len(ACK7), ("partial dropped",)),
         ("CapturedFrame", "<", start2 + n_over + len(ACK7) + len(HALF), None),
     ]
-    dropped = [i for i in items if type(i).__name__ == "DroppedBytes"]
+    dropped = [i for i in items if isinstance(i, DroppedBytes)]
     assert [d.data for d in dropped] == [b"\x00\x01\x02", bytes(BAD), OVERSIZE, HALF]
     assert dropped[-1].time == pytest.approx(0.130)    # when the link's inter-byte timeout fired
 

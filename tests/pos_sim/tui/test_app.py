@@ -23,6 +23,10 @@ def on_help(app: PosSimApp) -> bool:
     return isinstance(app.screen, HelpScreen)
 
 
+def _capturing(app: PosSimApp) -> bool:
+    return app.capture is not None
+
+
 def shown(widget: Static) -> bool:
     return bool(widget.display)
 
@@ -123,7 +127,7 @@ async def test_export_writes_an_html_report(emulator: Start, tmp_path: Path, mon
 @sync
 async def test_capture_starts_and_stops_and_records_the_line(emulator: Start, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from drivers.capture import read_capture
+    from drivers.capture import Chunk, read_capture
 
     monkeypatch.chdir(tmp_path)
     server = emulator("healthy")
@@ -138,11 +142,11 @@ async def test_capture_starts_and_stops_and_records_the_line(emulator: Start, tm
         await wait_for(pilot, lambda: app.tiles["system"].state == "pass" and not app.running)
         await pilot.press("c")
         await pilot.pause(0.1)
-        assert app.capture is None
+        assert not _capturing(app)
     (path,) = tmp_path.glob("pos-sim-capture-*.cap")
     records = list(read_capture(path))
-    sent = b"".join(r.data for r in records if getattr(r, "direction", None) == ">")
-    got = b"".join(r.data for r in records if getattr(r, "direction", None) == "<")
+    sent = b"".join(r.data for r in records if isinstance(r, Chunk) and r.direction == ">")
+    got = b"".join(r.data for r in records if isinstance(r, Chunk) and r.direction == "<")
     from protocols import FrameDeframer, MessageType
 
     assert MessageType.SELFTEST_START in {f.type for f in FrameDeframer().feed(sent)}
