@@ -1,6 +1,6 @@
 """The emulated terminal: a POS terminal in software that speaks docs/protocol.md byte for byte.
 
-Scenarios (``fixtures/scenarios/*.toml``) describe a device and its faults; the engine is the
+Scenarios (``pos_sim/emulator/scenarios/*.toml``) describe a device and its faults; the engine is the
 firmware (sans-I/O); the server puts it on a line (pty, TCP, or in-process through the
 ``emu://`` pyserial URL scheme) at the configured baud rate.  docs/emulator.md is the manual.
 """

@@ -1,7 +1,8 @@
 """Scenarios: one emulated terminal and its faults, described in a TOML file.
 
-The built-in scenarios live in ``fixtures/scenarios/*.toml``; any other TOML file with the
-same layout can be given by path.  Each file starts with a comment block saying what device it
+The built-in scenarios are package data, ``pos_sim/emulator/scenarios/*.toml``, read through
+:mod:`importlib.resources` so an installed wheel has them; any other TOML file with the same
+layout can be given by path.  Each file starts with a comment block saying what device it
 is, what is wrong with it and what a diagnosis should find; :attr:`Scenario.description` holds
 that block.  docs/emulator.md documents every table and key; :data:`COMPONENT_SCHEMAS` is the
 single source of truth for the per-component keys (parameters and the faults that can be
@@ -15,8 +16,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pos_sim.emulator.errors import ScenarioError
 from pos_sim.emulator.faults import component_of
@@ -33,8 +36,8 @@ from protocols.codes import (
 )
 from protocols.framing import MAX_PAYLOAD
 
-#: where the built-in scenarios live: <repo>/fixtures/scenarios
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
+#: where the built-in scenarios live: the package's own data, pos_sim/emulator/scenarios/
+SCENARIO_DIR: Final[Traversable] = resources.files("pos_sim.emulator").joinpath("scenarios")
 
 #: the smallest max_payload a terminal may declare: INFO_REPLY and a transaction record must fit
 MIN_PAYLOAD = 128
@@ -276,7 +279,8 @@ class Scenario:
     """One emulated terminal: identity, lifecycle, faults, line behaviour and history."""
 
     name: str
-    path: Path
+    #: the file it was read from: a path, or a built-in scenario's package resource
+    path: Path | Traversable
     description: str
     seed: int
     device: DeviceConfig
@@ -300,7 +304,11 @@ class Scenario:
 
 def scenario_names() -> list[str]:
     """The names of the built-in scenarios, sorted."""
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+    try:
+        entries = list(SCENARIO_DIR.iterdir())
+    except OSError:        # a broken install without its data: no built-in scenarios
+        return []
+    return sorted(e.name.removesuffix(".toml") for e in entries if e.name.endswith(".toml") and e.is_file())
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -310,6 +318,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     name with the list of known ones, unreadable file, invalid TOML, bad value).
     """
     text = str(name_or_path)
+    path: Path | Traversable
     if isinstance(name_or_path, Path) or "/" in text or text.endswith(".toml"):
         path = Path(name_or_path).expanduser()
     else:
@@ -381,12 +390,12 @@ def _code(enum: type[CodeEnum], value: object, where: str) -> Any:
     return enum[value]
 
 
-def _build(path: Path, source: str, data: dict[str, Any]) -> Scenario:
+def _build(path: Path | Traversable, source: str, data: dict[str, Any]) -> Scenario:
     unknown = set(data) - _TOP
     if unknown:
         raise _Invalid(f"unknown table(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP))}")
     meta = _table(data, "scenario", {"name", "seed"})
-    name = _get(meta, "scenario", "name", str, path.stem)
+    name = _get(meta, "scenario", "name", str, Path(path.name).stem)
     seed = _get(meta, "scenario", "seed", int, 0)
     device = _device(_table(data, "device", {
         "manufacturer", "model", "serial", "hardware_rev", "firmware_version", "max_payload",
