@@ -12,14 +12,18 @@ import errno
 import os
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import serial
+import serial.rfc2217
 
 from drivers.errors import DriverError, PermissionDenied, PortBusy, PortNotFound, PortOpenError
 
 DEFAULT_BAUD = 115200
 #: how long the I/O thread blocks in one read when nothing arrives (it is woken early to send)
 READ_SLICE = 0.02
+#: longest a write may block (a device that stopped reading) on backends that can bound it
+WRITE_TIMEOUT = 2.0
 
 _PERMISSION_HINT = (
     "add yourself to the port's group (usually dialout: `sudo usermod -aG dialout $USER`, then log in "
@@ -31,6 +35,93 @@ def _is_url(port: str) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]*://", port) is not None
 
 
+def _takes_write_timeout(ser: serial.SerialBase) -> bool:
+    """Whether this backend accepts a write timeout.
+
+    pyserial 3.5's RFC 2217 client raises NotImplementedError from every (re)configuration
+    once ``write_timeout`` is set, so it must never be set there; its writes are bounded
+    anyway, by the 5 s timeout of its TCP socket.
+    """
+    return not isinstance(ser, serial.rfc2217.Serial)
+
+
+#: the options pyserial 3.5's ``from_url`` accepts after ``?`` for each network scheme; anything
+#: else makes it refuse the URL
+_NETWORK_URL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "socket": ("logging",),
+    "rfc2217": ("ign_set_control", "logging", "poll_modem", "timeout"),
+}
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _url_problem(port: str, scheme: str) -> str | None:
+    """What pyserial 3.5 finds wrong with a socket:// or rfc2217:// URL, said plainly (None: nothing).
+
+    pyserial's own wording is no help here: a missing port number comes out as a comparison with
+    None, and a bad socket:// option as a stray format field.
+    """
+    parts = urlsplit(port)
+    try:
+        number = parts.port
+    except ValueError:
+        return "the port number is not a number from 0 to 65535"
+    if not parts.hostname and number is None:
+        return "there is no host or port"
+    if number is None:
+        return "there is no port number after the host"
+    known = _NETWORK_URL_OPTIONS[scheme]
+    for option, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if option not in known:
+            return f"{scheme}:// knows no option {option!r} (it takes {', '.join(known)})"
+        value = values[-1]
+        if option == "logging" and value not in _LOG_LEVELS:
+            return f"logging= takes {'|'.join(_LOG_LEVELS)}, not {value!r}"
+        if option == "timeout":
+            try:
+                float(value)
+            except ValueError:
+                return f"timeout= takes seconds, not {value!r}"
+    return None
+
+
+def _with_option(port: str, option: str) -> str:
+    return f"{port}{'&' if '?' in port else '?'}{option}"
+
+
+def _network_open_error(port: str, scheme: str, text: str) -> DriverError | None:
+    """Our error for what a socket:// or rfc2217:// open said, when it needs more than the OS's words."""
+    problem = _url_problem(port, scheme)
+    if problem is not None:
+        return PortNotFound(f"{port}: not a usable {scheme}:// URL: {problem}; write {scheme}://HOST:PORT"
+                            + ("[?ign_set_control]" if scheme == "rfc2217" else ""))
+    if "Name or service not known" in text or "name resolution" in text or "No address associated" in text:
+        return PortNotFound(f"{port}: unknown host {urlsplit(port).hostname!r} (check the bench PC's name "
+                            "or use its IP address)")
+    if text.endswith("timed out") and "Could not open port" in text:
+        return PortNotFound(f"{port}: no answer from {urlsplit(port).netloc} (connection timed out): is that "
+                            "machine on, reachable and serving the port?")
+    if scheme != "rfc2217":
+        return None
+    # RFC 2217 negotiation, in the order pyserial 3.5's client runs it at open
+    if "does not seem to support RFC2217" in text:
+        return PortOpenError(f"{port}: could not open: the server there does not speak RFC 2217 (telnet "
+                             "COM-PORT-OPTION); for a raw TCP port use socket://, or give ser2net's accepter "
+                             "telnet(rfc2217),tcp,...")
+    if "does not accept parameter change" in text:
+        return PortOpenError(f"{port}: could not open: the RFC 2217 server did not confirm the line settings "
+                             "(baud rate, 8N1); check the serial device on the server, or allow more time "
+                             f"with {_with_option(port, 'timeout=10')}")
+    m = re.search(r"timeout while waiting for option '(\w+)'", text)
+    if m and m.group(1) == "control" and "ign_set_control" not in port:
+        return PortOpenError(f"{port}: could not open: the RFC 2217 server never confirmed setting DTR/RTS "
+                             "(ser2net does not when its device cannot set them, a pseudo-terminal for one); add "
+                             f"?ign_set_control to the URL: {_with_option(port, 'ign_set_control')}")
+    if m:
+        return PortOpenError(f"{port}: could not open: the RFC 2217 server did not confirm {m.group(1)!r} in "
+                             f"time; allow more with {_with_option(port, 'timeout=10')}")
+    return None
+
+
 def describe_open_error(port: str, exc: BaseException) -> DriverError:
     """Turn what pyserial or the OS said about an open into one of our typed errors."""
     code = getattr(exc, "errno", None)
@@ -38,10 +129,15 @@ def describe_open_error(port: str, exc: BaseException) -> DriverError:
     if code is None:
         m = re.search(r"\[Errno (\d+)\]", text)
         code = int(m.group(1)) if m else None
-    if isinstance(exc, ValueError) and "protocol" in text:
+    if isinstance(exc, ValueError) and "protocol" in text and "not known" in text:
         scheme = port.split("://", 1)[0]
         return PortNotFound(f"{port}: unknown port scheme {scheme!r} (use a device path, socket://, "
                             "rfc2217:// or emu://SCENARIO)")
+    scheme = port.split("://", 1)[0] if _is_url(port) else ""
+    if scheme in _NETWORK_URL_OPTIONS:
+        found = _network_open_error(port, scheme, text)
+        if found is not None:
+            return found
     if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
         hint = "is the terminal plugged in? `pos-sim ports` lists what is connected"
         return PortNotFound(f"{port}: no such port ({hint})")
@@ -58,15 +154,23 @@ def describe_open_error(port: str, exc: BaseException) -> DriverError:
 
 def open_port(port: str, *, baudrate: int = DEFAULT_BAUD, read_timeout: float = READ_SLICE,
               exclusive: bool = True, **kwargs: Any) -> serial.SerialBase:
-    """Open a device path or pyserial URL for the protocol: 8N1, no flow control, exclusive."""
+    """Open a device path or pyserial URL for the protocol: 8N1, no flow control, exclusive.
+
+    Writes time out after :data:`WRITE_TIMEOUT` where the backend can bound them (not over
+    rfc2217://, see :func:`_takes_write_timeout`); ``kwargs`` go to pyserial as they are.  Whatever
+    pyserial or the OS raises at open leaves as a :class:`PortOpenError` (exit status 2).
+    """
     if not _is_url(port) and not os.path.exists(port):
         raise describe_open_error(port, FileNotFoundError(errno.ENOENT, "No such file or directory"))
     try:
-        ser = serial.serial_for_url(port, baudrate=baudrate, timeout=read_timeout, write_timeout=2.0,
-                                    do_not_open=True, **kwargs)
+        ser = serial.serial_for_url(port, baudrate=baudrate, timeout=read_timeout, do_not_open=True, **kwargs)
+        if "write_timeout" not in kwargs and _takes_write_timeout(ser):
+            ser.write_timeout = WRITE_TIMEOUT
         if exclusive and isinstance(ser, serial.Serial):
             ser.exclusive = True
         ser.open()
-    except (serial.SerialException, OSError, ValueError) as exc:
+    except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
+        # NotImplementedError too: a backend refusing a setting it does not have is still a port
+        # that could not be opened, one line for the technician, not a traceback
         raise describe_open_error(port, exc) from exc
     return ser
