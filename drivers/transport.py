@@ -35,6 +35,40 @@ def _is_url(port: str) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]*://", port) is not None
 
 
+class _Rfc2217Port(serial.rfc2217.Serial):  # type: ignore[misc]  # pyserial ships no type information
+    """pyserial's RFC 2217 client, with a reader thread that ends quietly when the server hangs up.
+
+    pyserial 3.5 answers the server's telnet options from its reader thread; when the server has
+    closed the connection meanwhile (ser2net does, after "Port already in use", for a client of a
+    port that is taken), the BrokenPipeError or ConnectionResetError of that answer kills the
+    thread with a traceback on stderr.  Here the thread ends as on any hang-up instead: the open
+    fails in one line, and later reads fail with "reader thread died" (DeviceDisconnected).
+    """
+
+    #: how the server ended the connection, when it did (None: it did not, or we closed it)
+    hung_up: str | None = None
+
+    def _telnet_read_loop(self) -> None:
+        try:
+            super()._telnet_read_loop()
+        except OSError as exc:
+            self.hung_up = exc.strerror or str(exc) or type(exc).__name__
+            self._read_buffer.put(None)   # what pyserial's own loop leaves for readers on a hang-up
+            return
+        if self.is_open:   # the loop ends by itself only when the connection did
+            self.hung_up = "it closed the connection"
+
+
+def _new_port(port: str, **settings: Any) -> serial.SerialBase:
+    """``serial.serial_for_url(port, do_not_open=True, **settings)``, with :class:`_Rfc2217Port`
+    for rfc2217:// (built the way serial_for_url builds pyserial's own class)."""
+    if port.lower().startswith("rfc2217://"):
+        ser = _Rfc2217Port(None, **settings)
+        ser.port = port
+        return ser
+    return serial.serial_for_url(port, do_not_open=True, **settings)
+
+
 def _takes_write_timeout(ser: serial.SerialBase) -> bool:
     """Whether this backend accepts a write timeout.
 
@@ -162,8 +196,9 @@ def open_port(port: str, *, baudrate: int = DEFAULT_BAUD, read_timeout: float = 
     """
     if not _is_url(port) and not os.path.exists(port):
         raise describe_open_error(port, FileNotFoundError(errno.ENOENT, "No such file or directory"))
+    ser: Any = None
     try:
-        ser = serial.serial_for_url(port, baudrate=baudrate, timeout=read_timeout, do_not_open=True, **kwargs)
+        ser = _new_port(port, baudrate=baudrate, timeout=read_timeout, **kwargs)
         if "write_timeout" not in kwargs and _takes_write_timeout(ser):
             ser.write_timeout = WRITE_TIMEOUT
         if exclusive and isinstance(ser, serial.Serial):
@@ -172,5 +207,10 @@ def open_port(port: str, *, baudrate: int = DEFAULT_BAUD, read_timeout: float = 
     except (serial.SerialException, OSError, ValueError, NotImplementedError) as exc:
         # NotImplementedError too: a backend refusing a setting it does not have is still a port
         # that could not be opened, one line for the technician, not a traceback
+        hung_up = getattr(ser, "hung_up", None)
+        if hung_up is not None:
+            raise PortOpenError(f"{port}: could not open: the server hung up during the RFC 2217 negotiation "
+                                f"({hung_up}); is another client using the port? (ser2net tells it 'Port "
+                                "already in use')") from exc
         raise describe_open_error(port, exc) from exc
     return ser

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import serial
 
 from pos_sim.emulator import EmulatorServer
 
@@ -348,3 +349,27 @@ def test_rfc2217_to_a_pty_without_ign_set_control_says_to_add_it(bench: RemoteBe
     if "--json" in command:
         printed = json.loads(done.stdout)
         assert printed["exit_status"] == 2 and printed["error"].endswith(hint)
+
+
+def test_a_port_another_client_has_is_one_line(bench: RemoteBench) -> None:
+    # ser2net offers the device to one client at a time: the next one hears "Port already in
+    # use" and is hung up on, which pyserial's RFC 2217 reader thread met with a traceback
+    bench.ser2net.wait_released()
+    holder = serial.serial_for_url(bench.socket_url, timeout=0.1)
+    try:
+        deadline = time.monotonic() + SETTLE_S
+        while not bench.ser2net.holds_pty():
+            assert time.monotonic() < deadline, "ser2net never opened the pty for the first client"
+            time.sleep(0.02)
+        taken = pos_sim("info", bench.rfc2217_url, cwd=bench.workdir)
+        raw = pos_sim("info", bench.socket_url, cwd=bench.workdir)
+    finally:
+        holder.close()
+    bench.ser2net.wait_released()
+    assert taken.returncode == 2, (taken.returncode, taken.stderr)
+    assert taken.stderr.count("\n") == 1 and "Traceback" not in taken.stderr, taken.stderr
+    assert taken.stderr.startswith(f"pos-sim info: {bench.rfc2217_url}: could not open: the server hung up")
+    assert "another client" in taken.stderr
+    # socket:// cannot tell at open: the line is taken when the first read finds the hang-up
+    assert raw.returncode != 0 and not raw.stdout
+    assert raw.stderr.count("\n") == 1 and "Traceback" not in raw.stderr, raw.stderr
