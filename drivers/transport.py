@@ -4,6 +4,10 @@
 ``rfc2217://`` and our own schemes (``emu://`` registered by the application through
 ``serial.protocol_handler_packages``) all take the same code path.  Local serial devices are
 opened exclusively (``flock``), so a second program cannot interleave bytes with ours.
+
+``rfc2217://`` is pyserial's RFC 2217 client with two things made right for a remote bench:
+no write timeout (the client cannot take one) and a reader thread that ends quietly when the
+server hangs up; docs/drivers.md ("Remote bench") has the ser2net side and the quirks.
 """
 
 from __future__ import annotations
