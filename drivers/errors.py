@@ -71,3 +71,20 @@ class TransferError(DriverError):
 
 class LinkClosed(DriverError):
     """The link was closed by this side; no more requests can be made."""
+
+
+class SessionLost(DriverError):
+    """The terminal restarted mid-session (or forgot the session some other way): every
+    self-test that was running on it is gone, and it answers nothing but HELLO and PING until
+    the host says HELLO again.
+
+    ``cause`` says how the host noticed (docs/protocol.md section 6, "Noticing a restart"):
+    ``uptime`` (a PONG's uptime went back), ``boot_id`` (a new HELLO_REPLY carried another boot
+    id) or ``not_permitted`` (a request any session may make was refused).
+    """
+
+    exit_code = EXIT_COMMUNICATION
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause

@@ -35,6 +35,7 @@ from drivers.errors import (
     ProtocolViolation,
     RequestRefused,
     ResponseTimeout,
+    SessionLost,
 )
 from protocols import (
     MAX_FRAME,
@@ -141,6 +142,7 @@ class _Pending:
         self.reply: tuple[Frame, Message] | None = None
         self.error: DriverError | None = None
         self.internal = False        # a keep-alive PING nobody waits for
+        self.created = time.monotonic()   # no answer to it can have been made earlier
 
 
 EventHandler = Callable[[Message], None]
@@ -174,6 +176,7 @@ class Link:
         self._last_rx = self._last_activity = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"pos-sim link {self.name}", daemon=True)
         self._can_wake = hasattr(port, "cancel_read")
+        self._init_restart_watch()
 
     # -- life ------------------------------------------------------------------------------
 
@@ -333,7 +336,9 @@ class Link:
         if flags & EVENT:
             self._on_event_frame(frame)
         elif flags & RESPONSE:
+            current = self._pending
             self._on_response(frame, now)
+            self._watch_response(current, frame, now)
         elif frame.type == MessageType.PING:
             self._send(MessageType.PONG, frame.seq, RESPONSE, {"uptime_ms": int(now * 1000) & 0xFFFFFFFF})
         elif encode_frame(frame.type, frame.payload, frame.seq, frame.flags) in self._sent_recently:
@@ -409,6 +414,8 @@ class Link:
                             down = ResponseTimeout(f"{self.name}: the terminal stopped answering keep-alives")
                     else:
                         self._send_pending(p, now)
+            elif self._session_probe_due():
+                self._send_session_probe(now)
             elif self.keepalive and now - self._last_activity >= self.timings.keepalive_idle:
                 self._seq = (self._seq + 1) & 0xFFFF
                 ping = _Pending(MessageType.PING, b"", self._seq, None)
@@ -445,6 +452,174 @@ class Link:
             p = self._pending
             if p is not None:
                 self._finish(p, error=err)
+
+    # -- noticing a restart (docs/protocol.md section 6, "Noticing a restart") -------------
+
+    def _init_restart_watch(self) -> None:
+        #: called on the I/O thread, once per lost session, when the terminal restarted
+        self.on_restart: Callable[[SessionLost], None] | None = None
+        #: how many restarts this link has noticed
+        self.restarts = 0
+        self._session_lost: SessionLost | None = None
+        self._boot_id: int | None = None
+        self._hello_at: float | None = None
+        self._uptime_ref: UptimeReference | None = None
+        #: why a PONG's uptime looked wrong, while the session check it asked for is pending
+        self._uptime_doubt = ""
+        self._probe: _Pending | None = None
+
+    @property
+    def session_lost(self) -> SessionLost | None:
+        """Why the terminal no longer has our session (it restarted), until the next HELLO."""
+        return self._session_lost
+
+    @property
+    def boot_id(self) -> int | None:
+        """The boot id of the last HELLO_REPLY (None before HELLO)."""
+        return self._boot_id
+
+    @property
+    def uptime_reference(self) -> UptimeReference | None:
+        """What the link last learnt of the terminal's uptime (None before HELLO or PONG)."""
+        return self._uptime_ref
+
+    def check_session(self, timeout: float | None = None) -> SessionLost | None:
+        """Ask the terminal whether it still has our session (INFO_REQUEST, which any session
+        may make); return why it is gone, or None.  Timeouts and a broken port raise."""
+        with contextlib.suppress(RequestRefused):
+            self.request(MessageType.INFO_REQUEST, timeout=timeout)
+        return self._session_lost
+
+    def _watch_response(self, p: _Pending | None, frame: Frame, now: float) -> None:
+        """After an answer completed request ``p``: what it says about a restart (I/O thread)."""
+        if p is None or frame.seq != p.seq or not p.done.is_set():
+            return
+        lost: SessionLost | None = None
+        with self._lock:
+            err = p.error
+            if p.reply is not None:
+                msg = p.reply[1]
+                if msg.type == MessageType.HELLO_REPLY:
+                    lost = self._hello_seen(int(msg.fields["boot_id"]), now)
+                elif msg.type == MessageType.PONG:
+                    self._pong_seen(int(msg.fields["uptime_ms"]), p.created, now)
+                elif p.msg_type not in NO_SESSION_NEEDED:
+                    self._session_confirmed()   # only a terminal that has our session answers it
+            elif isinstance(err, RequestRefused) and err.reason == "not_permitted" and (
+                    p.msg_type in ANY_SESSION_MAY or p is self._probe) and self._hello_at is not None:
+                # other requests may be refused for reasons of their own: Terminal asks then;
+                # before any HELLO there is no session to lose
+                lost = self._session_gone(p.msg_type)
+        if lost is not None and self.on_restart is not None:
+            self.on_restart(lost)
+
+    def _hello_seen(self, boot_id: int, now: float) -> SessionLost | None:
+        """A new session; another boot id than before means the terminal restarted."""
+        lost = None
+        if self._boot_id is not None and boot_id != self._boot_id and self._session_lost is None:
+            self.restarts += 1
+            lost = SessionLost(f"{self.name}: the terminal restarted (boot id {self._boot_id:08x} is now "
+                               f"{boot_id:08x}): what was running on it is lost; run it again", "boot_id")
+        ref = self._uptime_ref
+        if boot_id != self._boot_id or ref is None:
+            # the terminal was up when HELLO_REPLY arrived: its uptime is at least the time since
+            self._uptime_ref = UptimeReference(0, now, exact=False)
+        self._boot_id = boot_id
+        self._hello_at = now
+        self._session_lost = None
+        self._uptime_doubt = ""
+        self._probe = None
+        return lost
+
+    def _pong_seen(self, uptime_ms: int, sent_at: float, now: float) -> None:
+        """Check a PONG's uptime against what the link knew; a doubt is settled by asking."""
+        ref = self._uptime_ref
+        if ref is not None and self._session_lost is None and not uptime_consistent(ref, uptime_ms, sent_at, now):
+            due = (ref.uptime_ms + int(max(0.0, sent_at - ref.at) * 1000)) % UPTIME_MODULUS
+            self._uptime_doubt = f"its uptime read {uptime_ms / 1000:.1f} s where about {due / 1000:.1f} s was due"
+        self._uptime_ref = UptimeReference(uptime_ms, now, exact=True, asked_at=sent_at)
+
+    def _session_confirmed(self) -> None:
+        self._uptime_doubt = ""
+        self._probe = None
+
+    def _session_gone(self, refused: MessageType) -> SessionLost | None:
+        if self._session_lost is not None:
+            return None
+        self.restarts += 1
+        doubt = self._uptime_doubt
+        how = f"{doubt}, and it refused {refused.name}" if doubt \
+            else f"it refused {refused.name}: not_permitted, which only a terminal without a session does"
+        self._session_lost = SessionLost(
+            f"{self.name}: the terminal restarted ({how}): what was running on it is lost; connect again "
+            "(HELLO) and run it again", "uptime" if doubt else "not_permitted")
+        self._uptime_doubt = ""
+        self._probe = None
+        return self._session_lost
+
+    def _session_probe_due(self) -> bool:
+        """A doubt about the session waits for the line to be free (caller holds ``_lock``)."""
+        return bool(self._uptime_doubt) and self._session_lost is None and self._hello_at is not None
+
+    def _send_session_probe(self, now: float) -> None:
+        """Ask INFO_REQUEST, which any session may: NAK not_permitted means the session is gone.
+        A request of a caller that takes the line first leaves it stale; it is asked again."""
+        self._seq = (self._seq + 1) & 0xFFFF
+        probe = _Pending(MessageType.INFO_REQUEST, b"", self._seq, None)
+        probe.internal = True
+        self._probe = self._pending = probe
+        self._send_pending(probe, now)
+        self._last_activity = now
+
+
+#: requests a terminal answers without a session (docs/protocol.md section 6)
+NO_SESSION_NEEDED = frozenset({MessageType.HELLO, MessageType.PING})
+#: requests a terminal never refuses with not_permitted while it has a session (section 4)
+ANY_SESSION_MAY = frozenset({MessageType.INFO_REQUEST, MessageType.EVENTLOG_READ})
+#: the uptime counters on the wire are u32 milliseconds: they wrap after 2^32 ms (49.7 days)
+UPTIME_MODULUS = 1 << 32
+#: how far a terminal's uptime may fall behind the host's clock before it counts as gone back
+UPTIME_SLACK_MS = 500
+#: and the clock-rate difference allowed on top of that (1000 ppm, ten times a cheap crystal's)
+UPTIME_DRIFT = 0.001
+
+
+@dataclass(frozen=True)
+class UptimeReference:
+    """What the host knows of the terminal's uptime: ``uptime_ms`` at host time ``at``.
+
+    ``exact`` when read from a PONG: it was made between ``asked_at`` (its PING went out) and
+    ``at`` (it arrived).  Otherwise a lower bound: HELLO_REPLY proves the terminal was up when
+    it arrived at ``at``, so its uptime then was at least ``uptime_ms`` (0)."""
+
+    uptime_ms: int
+    at: float
+    exact: bool = True
+    asked_at: float | None = None
+
+
+def uptime_step(earlier_ms: int, later_ms: int) -> int:
+    """How far a u32 millisecond counter moved from ``earlier_ms`` to ``later_ms``, a wrap
+    included: the difference modulo 2^32 (0 ... 2^32 - 1)."""
+    return (later_ms - earlier_ms) % UPTIME_MODULUS
+
+
+def uptime_consistent(ref: UptimeReference, uptime_ms: int, sent_at: float, received_at: float) -> bool:
+    """Whether a PONG carrying ``uptime_ms``, answering a PING sent at host time ``sent_at``
+    and arriving at ``received_at``, fits a terminal that has kept running since ``ref``.
+
+    Its counter must have stepped (modulo 2^32, so a wrap is an ordinary step) by the host's
+    time between the two PONGs being made: at least ``sent_at - ref.at``, at most
+    ``received_at - ref.asked_at``, give or take 500 ms and 0.1 % of that time.  Against HELLO's
+    lower bound only the first half holds, and a value that falls short may be a restart or a
+    counter that wrapped since HELLO: the session check tells (docs/protocol.md section 6)."""
+    low_ms = max(0.0, sent_at - ref.at) * 1000.0
+    step = uptime_step(ref.uptime_ms, uptime_ms)
+    if not ref.exact or ref.asked_at is None:
+        return step >= low_ms - UPTIME_SLACK_MS - UPTIME_DRIFT * low_ms
+    high_ms = max(0.0, received_at - ref.asked_at) * 1000.0
+    allowance = UPTIME_SLACK_MS + UPTIME_DRIFT * high_ms
+    return low_ms - allowance <= step <= high_ms + allowance
 
 
 def _os_words(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ in-process emulator (``emu://``): only the port differs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -26,10 +27,12 @@ from drivers.errors import (
     DeviceDisconnected,
     DriverError,
     ProtocolViolation,
+    RequestRefused,
     SelfTestLost,
+    SessionLost,
     TransferError,
 )
-from drivers.link import Link, LinkTimings
+from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, Link, LinkTimings
 from drivers.transport import open_port
 from protocols import Component, Frame, Message, MessageType
 from protocols.auth import lifecycle_args, lifecycle_mac
@@ -195,6 +198,14 @@ class SelfTestRun:
         with self._cond:
             self._cond.notify_all()
 
+    #: set when the terminal restarted under the test: it is gone, and poll() / wait() say so
+    _session_lost: SessionLost | None = None
+
+    def _lose(self, err: SessionLost) -> None:
+        with self._cond:
+            self._session_lost = err
+            self._cond.notify_all()
+
     def on_progress(self, callback: Callable[[SelfTestProgress], None]) -> None:
         """Call ``callback`` (on the link's thread: keep it short) for each progress report."""
         with self._cond:
@@ -206,7 +217,7 @@ class SelfTestRun:
         with self._cond:
             if self.result is not None:
                 return self.result
-            err = self.terminal.link.error
+            err = self.terminal.link.error or self._session_lost
             if err is not None:
                 raise err
             if time.monotonic() - self._last_heard > self.lost_after:
@@ -219,7 +230,7 @@ class SelfTestRun:
         give_up = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self.result is None:
-                err = self.terminal.link.error
+                err = self.terminal.link.error or self._session_lost
                 if err is not None:
                     raise err
                 now = time.monotonic()
@@ -258,6 +269,9 @@ class Terminal:
                 previous_down(err)
 
         link.on_down = on_down
+        #: called (on the link's thread: keep it short) when the terminal restarted mid-session
+        self.on_restart: Callable[[SessionLost], None] | None = None
+        link.on_restart = self._on_restart
 
     @classmethod
     def open(cls, port: str, *, timings: LinkTimings | None = None, connect: bool = True,
@@ -347,10 +361,65 @@ class Terminal:
         return left
 
     def _request(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> Message:
-        return self.link.request(msg_type, fields, timeout=self._timeout())
+        return self._request_frame(msg_type, fields)[1]
 
     def _request_frame(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> tuple[Frame, Message]:
-        return self.link.request_frame(msg_type, fields, timeout=self._timeout())
+        self._check_not_lost(msg_type)
+        try:
+            return self.link.request_frame(msg_type, fields, timeout=self._timeout())
+        except RequestRefused as exc:
+            lost = self._lost_by(msg_type, exc)
+            if lost is None:
+                raise
+            raise lost from exc
+
+    # -- noticing a restart (docs/protocol.md section 6, "Noticing a restart") -----------------
+
+    @property
+    def restarted(self) -> bool:
+        """True from the moment the terminal is known to have restarted until the next
+        :meth:`connect`: its session is gone, and every request but HELLO raises
+        :class:`SessionLost`."""
+        return self.link.session_lost is not None
+
+    @property
+    def session_lost(self) -> SessionLost | None:
+        """Why the session is gone (see :attr:`restarted`), or None."""
+        return self.link.session_lost
+
+    def check_session(self) -> SessionLost | None:
+        """Ask the terminal whether it still has this session; return why it is gone, or None."""
+        lost = self.link.session_lost
+        if lost is None:
+            lost = self.link.check_session(timeout=self._timeout())
+        return lost
+
+    def _check_not_lost(self, msg_type: MessageType) -> None:
+        lost = self.link.session_lost
+        if lost is not None and msg_type not in NO_SESSION_NEEDED:
+            raise SessionLost(str(lost), lost.cause)
+
+    def _lost_by(self, msg_type: MessageType, refusal: RequestRefused) -> SessionLost | None:
+        """Whether ``not_permitted`` means the session is gone: certain for a request any
+        session may make (the link has noticed already); for any other, the terminal is asked."""
+        if refusal.reason != "not_permitted" or msg_type in NO_SESSION_NEEDED:
+            return None
+        if self.link.session_lost is None and msg_type not in ANY_SESSION_MAY:
+            with contextlib.suppress(DriverError):
+                self.link.check_session(timeout=self._timeout())
+        lost = self.link.session_lost
+        return None if lost is None else SessionLost(str(lost), lost.cause)
+
+    def _on_restart(self, err: SessionLost) -> None:
+        """The link noticed a restart (its thread): the running self-tests are gone."""
+        with self._runs_lock:
+            runs = list(self._runs.values())
+            self._runs.clear()
+        for run in runs:
+            run._lose(err)
+        if self.on_restart is not None:
+            self.on_restart(err)
+
 
     def connect(self) -> HelloInfo:
         """HELLO: negotiate version and payload size, learn components and serial."""

@@ -12,6 +12,11 @@ A pulled cable is :meth:`EmulatorServer.unplug` (the line closes at once: on a p
 is closed, so the host's reads fail as they do when a USB terminal is pulled) or
 :meth:`EmulatorServer.unplug_after_bytes` (after exactly n more bytes, both directions
 counted, for tests that cut an exchange at every byte offset).
+
+A power cycle is :meth:`EmulatorServer.restart`: the line stays open, the firmware starts
+again (a new engine: a new boot id, uptime from zero, no session, no self-test running, bytes
+in flight lost) from the state it had saved, as a terminal does when its power is cut and
+comes back while the cable stays in.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import select
 import socket
 import threading
@@ -57,6 +63,18 @@ class ServerStats:
     link: dict[str, int] = field(default_factory=dict)
 
 
+class _Reboot:
+    """One :meth:`EmulatorServer.restart` call, waiting for the server thread to carry it out."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: Exception | None = None
+
+    def finish(self, error: Exception | None) -> None:
+        self.error = error
+        self.done.set()
+
+
 class EmulatorServer:
     """An emulated terminal served on one line by one background thread."""
 
@@ -85,6 +103,9 @@ class EmulatorServer:
         self._stopping = False
         self._unplug_requested = False
         self._budget: int | None = None
+        self._reboots: list[_Reboot] = []
+        #: how many times :meth:`restart` power-cycled the terminal
+        self.restarts = 0
         self._line_closed = threading.Event()
         self._line_gone = False
         self._kind = ""
@@ -197,6 +218,29 @@ class EmulatorServer:
             self._budget = n
         self._wake()
 
+    def restart(self) -> None:
+        """Power-cycle the terminal without touching the line; return once it has booted again.
+
+        The engine saves its state, as the firmware does when the power goes, and a new one
+        boots from that state: a new boot id (never the old one), uptime from zero, no host
+        session, no self-test running, nothing of what was on its way out or in.  The pty,
+        socket or descriptor stays open, so the host sees no disconnect: only a terminal that
+        answers as if it had just been switched on (docs/protocol.md section 6).  A crashed
+        firmware (firmware-crash) comes back too, and reports the watchdog reset at HELLO.
+        """
+        if self._thread is None or not self._thread.is_alive() or self._closed:
+            raise LineError("this emulator is not serving a line: nothing to restart")
+        reboot = _Reboot()
+        with self._lock:
+            self._reboots.append(reboot)
+        if self._on_server_thread():
+            return  # done when the thread comes round its loop
+        self._wake()
+        if not reboot.done.wait(_JOIN_TIMEOUT):
+            raise LineError("the emulator did not restart in time")
+        if reboot.error is not None:
+            raise reboot.error
+
     def stop(self) -> None:
         """Stop serving: end the thread, close the line, save the state.  Safe to call twice."""
         if self._closed:
@@ -258,10 +302,15 @@ class EmulatorServer:
                 with self._lock:
                     stopping, unplug = self._stopping, self._unplug_requested
                     self._unplug_requested = False
+                    reboots, self._reboots = self._reboots, []
                 if stopping:
+                    for reboot in reboots:
+                        reboot.finish(LineError("the emulator stopped before it could restart"))
                     break
                 if unplug:
                     self._close_line()
+                if reboots:
+                    engine = self._reboot(engine, reboots)
                 if self._gone():
                     break
                 now = time.monotonic()
@@ -275,6 +324,35 @@ class EmulatorServer:
         finally:
             self._close_line()
             engine.save(time.monotonic())
+            with self._lock:
+                reboots, self._reboots = self._reboots, []
+            for reboot in reboots:
+                reboot.finish(LineError("the line closed before the emulator could restart"))
+
+    def _reboot(self, engine: TerminalEngine, reboots: list[_Reboot]) -> TerminalEngine:
+        """The power went and came back: a new engine from the saved state (server thread)."""
+        now = time.monotonic()
+        try:
+            engine.save(now)
+            new = TerminalEngine(self.scenario, now=now, speed=self.speed, baud=self.baud, store=self._store,
+                                 state=engine.state, **self._engine_options)
+        except OSError as exc:
+            # the old firmware goes on: the caller hears why no restart happened
+            err = StateFileError(f"{self._store.path}: cannot write state file: {exc.strerror or exc}")
+            for reboot in reboots:
+                reboot.finish(err)
+            return engine
+        while new.boot_id == engine.boot_id:  # drawn at random: a repeat would hide the restart
+            new.boot_id = secrets.randbits(32)
+        # what was on the wire either way dies with the power
+        self._rx.clear()
+        self._tx.clear()
+        self._unwritten.clear()
+        self._engine = new
+        self.restarts += 1
+        for reboot in reboots:
+            reboot.finish(None)
+        return new
 
     def _wait(self, engine: TerminalEngine, now: float) -> None:
         """Sleep until input, a wake-up, or the earliest deadline of the engine or the line."""
