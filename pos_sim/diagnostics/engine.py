@@ -29,6 +29,7 @@ from drivers.errors import (
     RequestRefused,
     ResponseTimeout,
     SelfTestLost,
+    SessionLost,
 )
 from drivers.terminal import DeviceInfo, SelfTestProgress, SelfTestResult, SelfTestRun, Terminal
 from pos_sim import __version__
@@ -210,6 +211,7 @@ class DiagnosticsEngine:
                 report.communication.append(self._link_finding("link", exc))
         order = {c: i for i, c in enumerate(components)}
         report.results.sort(key=lambda f: order.get(f.component, len(order)))
+        _name_restart_losses(report)
         return self._finish(report)
 
     def _run_together(self, components: list[str], wire_plan: str, person: bool,
@@ -231,6 +233,8 @@ class DiagnosticsEngine:
                 except DriverError as exc:
                     if self._retry(exc, component, retries):
                         continue
+                    if isinstance(exc, SessionLost):   # it never started: not run, not lost
+                        return self._abandon(exc, None, waiting, running, report)
                     waiting.remove(component)
                     return self._abandon(exc, component, waiting, running, report)
                 waiting.remove(component)
@@ -267,19 +271,25 @@ class DiagnosticsEngine:
         self.on_update(Update("info", component, text=f"retrying after: {exc}"))
         return True
 
-    def _abandon(self, exc: DriverError, component: str, waiting: list[str],
+    def _abandon(self, exc: DriverError, component: str | None, waiting: list[str],
                  running: dict[str, SelfTestRun], report: DiagnosticReport) -> DriverError:
-        """The link failed during ``component``: it and everything pending become errors."""
-        report.communication.append(self._link_finding("link", exc))
-        # every test still running was cut off by the same failure
-        for interrupted in [component, *running]:
-            f = self._error_finding(interrupted, exc)
+        """The link failed (or the terminal restarted) during ``component``: it and every test
+        still running are lost, those not started are not run; each is an error."""
+        lost: list[str] = []   # cut off mid-test
+        for interrupted in [*([component] if component else []), *running]:
+            run = running.get(interrupted)
+            if run is not None and run.result is not None:
+                f = self._finding(run.result)   # it finished before the failure: its verdict stands
+            else:
+                f = self._error_finding(interrupted, exc)
+                lost.append(interrupted)
             report.results.append(f)
-            self.on_update(Update("finished", interrupted, finding=f))
+            self.on_update(Update("finished", interrupted, 0 if interrupted in lost else 100, finding=f))
         for other in waiting:
             f = self._not_run(other, exc)
             report.results.append(f)
             self.on_update(Update("finished", other, finding=f))
+        report.communication.append(self._link_finding("link", exc))
         return exc
 
     def _drain_progress(self) -> None:
@@ -335,9 +345,10 @@ class DiagnosticsEngine:
 
     def _not_run(self, component: str, exc: DriverError) -> Finding:
         label = self.catalogue.label("verdict", "error", self.lang)
+        why = "the terminal restarted" if isinstance(exc, SessionLost) else "the link failed"
         return Finding(component, "error", None, None, "communication", None, False, False,
                        f"{label}: {self.catalogue.fault(_host_fault_key(exc, self.terminal)).message(self.lang)}",
-                       (), {}, "not run: the link failed before this test")
+                       (), {}, f"not run: {why} before this test")
 
     def _refused(self, component: str, exc: RequestRefused) -> Finding:
         entry = self.catalogue.fault("link_refused")
@@ -398,6 +409,8 @@ def overall_verdict(status: int) -> str:
 def _host_fault_key(exc: DriverError, terminal: Terminal) -> str:
     """Which host-side catalogue entry a driver error is."""
     text = str(exc)
+    if isinstance(exc, SessionLost):
+        return "terminal_restarted"
     if isinstance(exc, DeviceDisconnected):
         return "link_disconnected"
     if isinstance(exc, SelfTestLost):
@@ -413,6 +426,20 @@ def _host_fault_key(exc: DriverError, terminal: Terminal) -> str:
             return "link_garbage"
         return "link_timeout"
     return "link_protocol"
+
+
+def _name_restart_losses(report: DiagnosticReport) -> None:
+    """Say in the restart's finding which checks it cost, so the technician knows what to run
+    again: those cut off mid-test and those it kept from starting."""
+    for i, f in enumerate(report.communication):
+        if f.code != "terminal_restarted":
+            continue
+        lost = [r.component for r in report.results if r.code == "terminal_restarted"]
+        not_run = [r.component for r in report.results if r.verdict == "error" and r.code is None
+                   and r.note.startswith("not run")]
+        names = [f"lost: {', '.join(lost) or 'none'}", *([f"not run: {', '.join(not_run)}"] if not_run else [])]
+        report.communication[i] = Finding(**{**asdict(f), "advice": f.advice,
+                                             "note": f"{f.note} ({'; '.join(names)})"})
 
 
 def _with_note(label: str, verdict: str, r: SelfTestResult, cat: Catalogue, lang: str) -> str:
