@@ -24,10 +24,10 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Log, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from drivers.capture import CaptureError, CaptureTap, CaptureWriter
-from drivers.errors import DriverError
+from drivers.errors import DriverError, SessionLost
 from drivers.link import LinkTimings
 from drivers.terminal import DeviceInfo, Terminal
 from pos_sim.diagnostics.catalogue import Catalogue, default_language, load_catalogue, normalize_language
@@ -111,6 +111,32 @@ class LinkDown(Message):
         super().__init__()
         self.terminal = terminal
         self.why = why
+
+
+class TerminalRestarted(Message):
+    """The terminal restarted mid-session (noticed on the link's thread)."""
+
+    def __init__(self, terminal: Terminal, cause: str) -> None:
+        super().__init__()
+        self.terminal = terminal
+        self.cause = cause
+
+
+class WorkerFailed(Message):
+    """A worker stopped on an exception nobody expected: said on the banner in one line."""
+
+    def __init__(self, task: str, why: str) -> None:
+        super().__init__()
+        self.task = task
+        self.why = why
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for the banner: its type and the first line of its text."""
+    # the message itself (KeyError's str() is a repr, with its newlines escaped)
+    arg = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    text = arg.strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class EngineUpdate(Message):
@@ -259,6 +285,13 @@ class PosSimApp(App[int]):
         self._device_registry_lock = threading.Lock()
         self._status_shown = ""
         self._banner_key = ""
+        #: the terminal restarted and has not said HELLO again yet (runs wait for it)
+        self.restarting = False
+        self._restart_how = ""
+        #: the boot id of the terminal's last HELLO (a reconnect with another one: it restarted)
+        self.boot_id: int | None = None
+        #: a restart noticed during a run: HELLO again once the run has ended
+        self._rehello_after_run: Terminal | None = None
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -407,6 +440,12 @@ class PosSimApp(App[int]):
 
     @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
     def _connect(self, close_first: Terminal | None) -> None:
+        try:
+            self._connect_loop(close_first)
+        except Exception as exc:   # a bug must end on the banner, never in a silent hang
+            self.post_message(WorkerFailed("task_connect", one_line(exc)))
+
+    def _connect_loop(self, close_first: Terminal | None) -> None:
         worker = get_current_worker()
         if close_first is not None:
             close_first.close()
@@ -460,6 +499,13 @@ class PosSimApp(App[int]):
         if term.link.error is not None:
             down(term.link.error)
 
+        def restarted(err: SessionLost) -> None:
+            self.post_message(TerminalRestarted(term, err.cause))
+
+        term.on_restart = restarted
+        if term.session_lost is not None:
+            restarted(term.session_lost)
+
         def on_event(msg: WireMessage) -> None:
             if msg.type == MessageType.EVENT and str(msg.fields.get("event")) in (
                     "key_pressed", str(int(EventKind.key_pressed))):
@@ -492,10 +538,19 @@ class PosSimApp(App[int]):
         fitted = set(hello.components) if hello else set(NATURAL_ORDER)
         for component, tile in self.tiles.items():
             tile.fitted = component in fitted
-        self.set_banner("")
+        rebooted_away = (again and not self.restarting and hello is not None and self.boot_id is not None
+                         and hello.boot_id != self.boot_id)
+        self.boot_id = hello.boot_id if hello else None
+        if self.restarting:   # HELLO again after a restart: say so until the next run starts
+            self.restarting = False
+            self.set_banner("restarted_ready", note=True, how=self._how(), serial=self.serial)
+        else:
+            self.set_banner("")
         if message.terminal.link.error is not None:   # it went down before we heard of it
             self.post_message(LinkDown(message.terminal, str(message.terminal.link.error)))
-        if again:
+        if rebooted_away:
+            self.notify(ui_text("restarted_away", self.lang, serial=self.serial), severity="warning", timeout=8)
+        elif again and self._banner_key != "restarted_ready":
             self.notify(ui_text("reconnected", self.lang, serial=self.serial))
         self._tell_device_screens()
         self.render_all()
@@ -507,11 +562,76 @@ class PosSimApp(App[int]):
         if message.terminal is not self.terminal or self.closing.is_set():
             return
         self.link_up = False
+        self.restarting = False
+        self._rehello_after_run = None
         self.current_counters()
         self.terminal = None
         self.set_banner("link_down", why=message.why, serial=self.serial)
         self._tell_device_screens()
         self.start_connect(close_first=message.terminal)
+
+    def _how(self) -> str:
+        key = f"how_{self._restart_how}"
+        return ui_text(key if key in ("how_uptime", "how_boot_id", "how_not_permitted") else "how_uptime", self.lang)
+
+    def on_terminal_restarted(self, message: TerminalRestarted) -> None:
+        """The terminal restarted: banner at once, results kept, HELLO again (after the run)."""
+        if message.terminal is not self.terminal or self.closing.is_set():
+            return
+        self.restarting = True
+        self._restart_how = message.cause
+        self.set_banner("restarted", how=self._how())
+        # a question of a test that is gone has no one to answer it
+        for request in list(self.pending_confirms):
+            request.answered.set()
+        if isinstance(self.screen, ConfirmScreen):
+            self.screen.dismiss(False)
+        if self.running:
+            self._rehello_after_run = message.terminal   # the run is ending on its own: SessionLost
+        else:
+            self._rehello(message.terminal)
+
+    @work(thread=True, exclusive=True, group="rehello", exit_on_error=False)
+    def _rehello(self, term: Terminal) -> None:
+        """HELLO again on the same line; the same serial, or the terminal is not used."""
+        try:
+            self._rehello_loop(term)
+        except Exception as exc:   # a bug must end on the banner, never in a silent hang
+            self.post_message(WorkerFailed("task_rehello", one_line(exc)))
+
+    def _rehello_loop(self, term: Terminal) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled and not self.closing.is_set() and term.link.error is None:
+            try:
+                term.connect()
+                info = term.info()
+            except DriverError:
+                self._sleep(worker)   # a link that went down is the connect worker's now
+                continue
+            if self.serial is not None and info.serial != self.serial:
+                self.post_message(WrongTerminal(info.serial))
+                self.post_message(LinkDown(term, ui_text("wrong_terminal", self.lang, port=self.port,
+                                                         got=info.serial, want=self.serial)))
+                return
+            self.post_message(Connected(term, info))
+            return
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """A worker's unexpected exception: one line on the banner."""
+        if not self.closing.is_set():
+            self.set_banner("worker_failed", what=ui_text(message.task, self.lang), why=message.why)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The last net under every worker of the app: one that ended in error says so."""
+        if event.state != WorkerState.ERROR or self.closing.is_set():
+            return
+        task = {"connect": "task_connect", "run": "task_run", "abort": "task_abort",
+                "rehello": "task_rehello"}.get(event.worker.group, "task_other")
+        error = event.worker.error
+        self.set_banner("worker_failed", what=ui_text(task, self.lang),
+                        why=one_line(error) if error is not None else "?")
+        if event.worker.group == "run" and self.running:
+            self.post_message(RunFinished(None, ""))
 
     def _tell_device_screens(self) -> None:
         for screen in self.screen_stack:
@@ -532,6 +652,11 @@ class PosSimApp(App[int]):
         if self.running:
             self.notify(ui_text("busy", self.lang), severity="warning")
             return
+        if self.restarting:
+            self.notify(ui_text("restarting", self.lang), severity="warning")
+            return
+        if self._banner_key in ("restarted_ready", "worker_failed"):
+            self.set_banner("")
         self.running = True
         for component in tests or self.visible_components():
             tile = self.tiles[component]
@@ -543,12 +668,16 @@ class PosSimApp(App[int]):
 
     @work(thread=True, group="run", exit_on_error=False)
     def _run(self, term: Terminal, tests: list[str] | None) -> None:
-        engine = DiagnosticsEngine(term, lang=self.lang, catalogue=self.catalogue, prompter=TuiPrompter(self),
-                                   on_update=self._post_update, port=self.port or "")
         try:
+            engine = DiagnosticsEngine(term, lang=self.lang, catalogue=self.catalogue, prompter=TuiPrompter(self),
+                                       on_update=self._post_update, port=self.port or "")
             report = engine.run(self.plan, tests, interactive=self.interactive)
         except (ValueError, DriverError) as exc:
             self.post_message(RunFinished(None, str(exc)))
+            return
+        except Exception as exc:   # a bug must end on the banner, never in a silent hang
+            self.post_message(WorkerFailed("task_run", one_line(exc)))
+            self.post_message(RunFinished(None, ""))
             return
         self.post_message(RunFinished(report))
 
@@ -578,8 +707,16 @@ class PosSimApp(App[int]):
         self.running = False
         if self.closing.is_set():
             return
+        term, self._rehello_after_run = self._rehello_after_run, None
+        if term is not None and term is self.terminal:
+            self._rehello(term)
         if message.report is None:
-            self.notify(message.error, severity="error")
+            for component, tile in self.tiles.items():
+                if tile.state == RUNNING:   # no verdict came: the tile is as before the run
+                    tile.state, tile.percent, tile.prompt = IDLE, 0, ""
+                    self.render_tile(component)
+            if message.error:
+                self.notify(message.error, severity="error")
             return
         self.report = message.report
         for f in message.report.results:
@@ -640,10 +777,14 @@ class PosSimApp(App[int]):
 
     @work(thread=True, group="abort", exit_on_error=False)
     def _abort(self, term: Terminal) -> None:
-        with contextlib.suppress(DriverError):
-            term.abort()
-        for request in list(self.pending_confirms):
-            request.answered.set()
+        try:
+            with contextlib.suppress(DriverError):
+                term.abort()
+        except Exception as exc:   # a bug must end on the banner, never in a silent hang
+            self.post_message(WorkerFailed("task_abort", one_line(exc)))
+        finally:
+            for request in list(self.pending_confirms):
+                request.answered.set()
 
     def build_report(self) -> DiagnosticReport | None:
         """Every result on the tiles as one report, in the current language."""
@@ -844,4 +985,4 @@ class PosSimApp(App[int]):
 
 
 __all__ = ["ConfirmRequest", "Connected", "EngineUpdate", "KeyPressed", "LinkDown", "PosSimApp", "RunFinished",
-           "TuiPrompter"]
+           "TerminalRestarted", "TuiPrompter", "WorkerFailed"]
