@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from drivers.errors import DriverError
-from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame
+from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame, timing
 from protocols.framing import OVERHEAD, SYNC
 from protocols.messages import jsonable
 
@@ -600,33 +600,40 @@ class CaptureTap:
 
 
 def open_terminal(port: str, capture: str | Path, *, timeout: float | None = None, connect: bool = True,
-                  timings: LinkTimings | None = None, extra: dict[str, Any] | None = None) -> Terminal:
+                  baud: int | None = None, timings: LinkTimings | None = None,
+                  extra: dict[str, Any] | None = None) -> Terminal:
     """Open ``port`` like :meth:`Terminal.open`, recording the session to ``capture``.
 
     Returns the connected :class:`drivers.terminal.Terminal`; closing it finishes the capture.
+    The header's baud is the rate the port runs at (an ``emu://...?baud=`` URL's own).
     ``extra`` goes into the header (``pos-sim diag`` puts its plan and tests there, so that
     ``pos-sim replay`` runs the same plan).
     """
-    from drivers.link import LinkTimings
     from drivers.terminal import Terminal
 
-    t = timings or LinkTimings()
-    writer = CaptureWriter(capture, port=port, baud=t.baud, extra=extra)
+    writers: list[CaptureWriter] = []
+
+    def tap(ser: Any) -> CaptureTap:
+        rate = getattr(ser, "baudrate", None)
+        fallback = baud or (timings.baud if timings else timing.DEFAULT_BAUD)
+        writer = CaptureWriter(capture, port=port, baud=rate if isinstance(rate, int) and rate > 0 else fallback,
+                               extra=extra)
+        writers.append(writer)
+        return CaptureTap(ser, writer)
+
     opened = False
     try:
-        term = Terminal.open(port, timings=t, connect=connect, timeout=timeout,
-                             wrap=lambda ser: CaptureTap(ser, writer))
+        term = Terminal.open(port, baud=baud, timings=timings, connect=connect, timeout=timeout, wrap=tap)
         opened = True
     finally:
         if not opened:   # the port never opened (or HELLO failed): the capture still ends cleanly
-            writer.close()
+            for w in writers:
+                w.close()
     return term
 
 
 # -- analysis (pos-sim decode) -------------------------------------------------------------
 
-#: the link's inter-byte timeout: a partial frame older than this is dropped (docs/protocol.md)
-INTER_BYTE = 0.100
 _DROP_REASONS = (("bad_crc", "bad CRC"), ("oversize", "oversize"), ("bad_version", "bad version"),
                  ("partial_dropped", "partial dropped"))
 
@@ -654,8 +661,10 @@ class DroppedBytes(NamedTuple):
 class _Track:
     """One direction of a capture: a deframer plus the bytes it still holds, with offsets."""
 
-    def __init__(self, direction: str) -> None:
+    def __init__(self, direction: str, inter_byte: float) -> None:
         self.direction = direction
+        #: the link's inter-byte timeout at the capture's rate: a partial frame older than this is dropped
+        self.inter_byte = inter_byte
         self.deframer = FrameDeframer()
         self.held = b""          # the deframer's pending bytes (it does not show them)
         self.base = 0            # stream offset of held[0]
@@ -668,10 +677,10 @@ class _Track:
 
     def feed(self, t: float, data: bytes) -> list[CapturedFrame | DroppedBytes]:
         out: list[CapturedFrame | DroppedBytes] = []
-        while self.held and t - self.last >= INTER_BYTE:
+        while self.held and t - self.last >= self.inter_byte:
             # the link gives up the partial frame after the inter-byte timeout, and keeps giving
             # up whatever partial frame is left while the line stays quiet
-            self._resolve(out, self.last + INTER_BYTE, self.held, None)
+            self._resolve(out, self.last + self.inter_byte, self.held, None)
         self.last = t
         self._resolve(out, t, self.held + data if self.held else data, data)
         return out
@@ -679,7 +688,7 @@ class _Track:
     def finish(self) -> list[CapturedFrame | DroppedBytes]:
         out: list[CapturedFrame | DroppedBytes] = []
         while self.held:
-            self._resolve(out, self.last + INTER_BYTE, self.held, None)
+            self._resolve(out, self.last + self.inter_byte, self.held, None)
         return out
 
     def _resolve(self, out: list[CapturedFrame | DroppedBytes], t: float, window: bytes, data: bytes | None) -> None:
@@ -732,10 +741,13 @@ def analyse(records: Iterator[Record] | CaptureReader) -> Iterator[CapturedFrame
     """Every intact frame and every dropped byte range of a capture, in order, streaming.
 
     Each direction has its own :class:`FrameDeframer`, fed chunk by chunk as the link was, with
-    the link's inter-byte timeout applied from the timestamps; why bytes were dropped comes from
-    the deframer's counters before and after each chunk.
+    the link's inter-byte timeout (at the rate in the capture's header) applied from the
+    timestamps; why bytes were dropped comes from the deframer's counters before and after each
+    chunk.
     """
-    tracks = {d: _Track(d) for d in DIRECTIONS}
+    baud = records.header.baud if isinstance(records, CaptureReader) else timing.DEFAULT_BAUD
+    inter_byte = timing.inter_byte_timeout(baud if isinstance(baud, int) and baud > 0 else timing.DEFAULT_BAUD)
+    tracks = {d: _Track(d, inter_byte) for d in DIRECTIONS}
     for record in records:
         if isinstance(record, Chunk):
             yield from tracks[record.direction].feed(record.time, record.data)

@@ -42,7 +42,15 @@ class DeviceDisconnected(DriverError):
 
 
 class ResponseTimeout(DriverError):
-    """The terminal did not answer, even after the retransmits the protocol allows."""
+    """The terminal did not answer, even after the retransmits the protocol allows.
+
+    ``noisy`` is True when damaged frames (bad CRC, cut short) arrived while waiting: the
+    terminal was talking and the line spoilt it, which is worth asking again, unlike silence.
+    """
+
+    def __init__(self, message: str, *, noisy: bool = False) -> None:
+        super().__init__(message)
+        self.noisy = noisy
 
 
 class DeadlinePassed(ResponseTimeout):
@@ -54,11 +62,31 @@ class SelfTestLost(ResponseTimeout):
 
 
 class RequestRefused(DriverError):
-    """The terminal answered NAK with a final reason (not permitted, malformed, ...)."""
+    """The terminal answered NAK with a final reason (not permitted, malformed, ...).
 
-    def __init__(self, message: str, reason: str | int) -> None:
+    ``definite`` is True when no send of the request went unanswered: every one was refused,
+    so the terminal carried none of them out.  (A send that timed out may have been executed
+    with its answer lost; a later NAK bad_crc of its retransmission says nothing about it.)
+    """
+
+    def __init__(self, message: str, reason: str | int, *, definite: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
+        self.definite = definite
+
+
+class RequestTooLarge(DriverError):
+    """A request would exceed the payload size negotiated at HELLO; nothing was sent.
+
+    The caller's arguments are too long for this terminal (exit status 1, like any argument
+    the host refuses before sending)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class ProtocolViolation(DriverError):

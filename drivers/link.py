@@ -34,11 +34,12 @@ from drivers.errors import (
     LinkClosed,
     ProtocolViolation,
     RequestRefused,
+    RequestTooLarge,
     ResponseTimeout,
     SessionLost,
 )
 from protocols import (
-    MAX_FRAME,
+    MAX_PAYLOAD,
     Frame,
     FrameDeframer,
     Message,
@@ -48,6 +49,7 @@ from protocols import (
     decode_message,
     encode_frame,
     encode_payload,
+    timing,
 )
 from protocols.codes import FrameFlag
 
@@ -71,35 +73,69 @@ ANSWERS: dict[MessageType, frozenset[MessageType]] = {
     MessageType.LC_REQUEST: frozenset({MessageType.LC_RESULT}),
 }
 
+#: requests that change nothing on the terminal, so that asking again as a new request is
+#: always safe: on a line that spoils answers (docs/protocol.md section 5, "A noisy line")
+#: the host asks these again when all four sends of one failed with damaged frames arriving.
+#: HELLO is among them because the host sends it only to open a session, where a second
+#: HELLO leaves the terminal exactly as the first would have.
+SAFE_TO_REPEAT = frozenset({MessageType.HELLO, MessageType.PING, MessageType.INFO_REQUEST,
+                            MessageType.STATUS_REQUEST, MessageType.EVENTLOG_READ, MessageType.TXLOG_READ})
+#: how many times such a request is asked again on a noisy line
+NOISY_REPEATS = 3
+
 DISCONNECT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
 
 
 @dataclass(frozen=True)
 class LinkTimings:
-    """The protocol's timers (docs/protocol.md section 5); tests may shorten them."""
+    """The protocol's timers for one line (docs/protocol.md section 5).
 
-    baud: int = 115200
-    inter_byte: float = 0.100
-    response_base: float = 0.500
-    retransmits: int = 3
-    busy_backoff: float = 0.200
-    keepalive_idle: float = 2.0
+    Every timer is a formula of ``baud`` and the negotiated ``max_payload`` (protocols.timing);
+    the connection sets both once it knows them.  Tests may shorten the fixed parts.
+    """
+
+    baud: int = timing.DEFAULT_BAUD
+    #: the negotiated maximum payload (the protocol's maximum until HELLO has answered)
+    max_payload: int = MAX_PAYLOAD
+    #: the floor of the inter-byte timeout (at slow rates it is longer: a few byte times)
+    inter_byte: float = timing.INTER_BYTE_FLOOR
+    response_base: float = timing.RESPONSE_BASE
+    retransmits: int = timing.RETRANSMITS
+    busy_backoff: float = timing.BUSY_BACKOFF
+    keepalive_idle: float = timing.KEEPALIVE_IDLE
+    progress_interval: float = timing.PROGRESS_INTERVAL
     #: longest the I/O thread blocks in one read; it is woken at once when there is work
     read_slice: float = 0.02
 
     def line_time(self, nbytes: int) -> float:
         """Seconds ``nbytes`` take on the line at 10 bits a byte (8N1)."""
-        return nbytes * 10 / self.baud
+        return timing.line_time(nbytes, self.baud)
+
+    @property
+    def max_frame(self) -> int:
+        """Bytes of the largest frame either side may send now."""
+        return timing.max_frame(self.max_payload)
+
+    @property
+    def inter_byte_timeout(self) -> float:
+        """T_ib: silence inside a frame after which its partial bytes are dropped."""
+        return max(self.inter_byte, timing.inter_byte_timeout(self.baud))
 
     @property
     def response_timeout(self) -> float:
-        """T_resp: 500 ms plus a maximal frame's line time each way."""
-        return self.response_base + 2 * self.line_time(MAX_FRAME)
+        """T_resp: the fixed base plus a maximal frame's line time each way."""
+        return self.response_base + 2 * self.line_time(self.max_frame)
 
     @property
     def worst_case(self) -> float:
         """How long a request can take before it fails: every send times out."""
-        return (self.retransmits + 1) * (self.response_timeout + self.line_time(MAX_FRAME))
+        return (self.retransmits + 1) * (self.response_timeout + self.line_time(self.max_frame))
+
+    @property
+    def selftest_lost_after(self) -> float:
+        """T_lost: silence from a running self-test after which it is lost (progress interval,
+        a maximal frame ahead of the report, and the terminal's whole retransmit schedule)."""
+        return self.progress_interval + self.line_time(self.max_frame) + self.worst_case
 
 
 @dataclass
@@ -138,6 +174,9 @@ class _Pending:
         self.sends = 0
         self.deadline = 0.0          # when to retransmit (or give up)
         self.give_up_at = None if timeout is None else time.monotonic() + timeout
+        self.unanswered = 0          # sends whose answer time ran out with nothing matched
+        self.damage = 0              # the link's damage count when the request was made
+        self.refused = False         # the latest send was answered with NAK (busy, bad_crc)
         self.done = threading.Event()
         self.reply: tuple[Frame, Message] | None = None
         self.error: DriverError | None = None
@@ -208,6 +247,14 @@ class Link:
         return self._error
 
     @property
+    def damage(self) -> int:
+        """Frames the deframer threw away after their sync and header: a failed CRC, a frame cut
+        short, a bad length or version.  Rising while the terminal talks means the line spoils
+        its frames; bytes with no sync in them (a wrong baud rate, another device) do not count."""
+        d = self.deframer.stats
+        return d.bad_crc + d.partial_dropped + d.oversize + d.bad_version
+
+    @property
     def alive(self) -> bool:
         """True while the I/O thread runs and the port works."""
         return self._thread.is_alive() and self._error is None
@@ -231,6 +278,10 @@ class Link:
             payload = encode_payload(msg_type, fields)
         except ProtocolError as exc:
             raise ProtocolViolation(f"cannot encode {msg_type.name}: {exc}") from exc
+        limit = self.timings.max_payload
+        if len(payload) > limit:
+            raise RequestTooLarge(f"{msg_type.name} would be {len(payload)} bytes; {self.name} takes at most "
+                                  f"{limit} (negotiated at HELLO): nothing was sent", len(payload), limit)
         with self._request_lock:
             pending = self._submit(msg_type, payload, timeout)
             while not pending.done.wait(0.25):
@@ -249,6 +300,7 @@ class Link:
                 raise LinkClosed("the link was closed")
             self._seq = (self._seq + 1) & 0xFFFF
             pending = _Pending(msg_type, payload, self._seq, timeout)
+            pending.damage = self.damage
             self._pending = pending
             self.stats.requests += 1
             self._send_pending(pending, time.monotonic())
@@ -262,6 +314,7 @@ class Link:
         if p.sends:
             self.stats.retransmits += 1
         p.sends += 1
+        p.refused = False
         self._outbox.append(data)
         self._sent_recently.append(data)
         t = self.timings
@@ -286,7 +339,7 @@ class Link:
                     self._last_rx = now
                     for frame in self.deframer.feed(data):
                         self._on_frame(frame, now)
-                elif self.deframer.pending and now - self._last_rx >= self.timings.inter_byte:
+                elif self.deframer.pending and now - self._last_rx >= self.timings.inter_byte_timeout:
                     for frame in self.deframer.drop_partial():
                         self._on_frame(frame, now)
                 self._timers(now)
@@ -377,12 +430,13 @@ class Link:
             if msg.type == MessageType.NAK:
                 self.stats.naks += 1
                 reason = msg.fields["reason"]
+                p.refused = True
                 if reason in ("bad_crc", "busy") and p.sends <= self.timings.retransmits:
                     # a retransmit fixes these; bad_crc at once, busy after the back-off
                     p.deadline = now if reason == "bad_crc" else now + self.timings.busy_backoff
                     return
                 self._finish(p, error=RequestRefused(
-                    f"{p.msg_type.name} refused by the terminal: {reason}", reason))
+                    f"{p.msg_type.name} refused by the terminal: {reason}", reason, definite=p.unanswered == 0))
                 return
             if msg.type not in p.answers:
                 self._finish(p, error=ProtocolViolation(f"{p.msg_type.name} answered with {msg.type!r}"))
@@ -404,15 +458,17 @@ class Link:
             if p is not None:
                 if p.give_up_at is not None and now >= p.give_up_at:
                     self.stats.timeouts += 1
-                    self._finish(p, error=ResponseTimeout(self._silence_text(p)))
-                elif now >= p.deadline:
+                    self._finish(p, error=ResponseTimeout(self._silence_text(p), noisy=self.damage > p.damage))
+                elif now >= p.deadline and not self._answer_arriving(p, now):
                     if p.sends > self.timings.retransmits:
                         self.stats.timeouts += 1
-                        err = ResponseTimeout(self._silence_text(p))
+                        err = ResponseTimeout(self._silence_text(p), noisy=self.damage > p.damage)
                         self._finish(p, error=err)
                         if p.internal:
                             down = ResponseTimeout(f"{self.name}: the terminal stopped answering keep-alives")
                     else:
+                        if not p.refused:
+                            p.unanswered += 1
                         self._send_pending(p, now)
             elif self._session_probe_due():
                 self._send_session_probe(now)
@@ -425,6 +481,12 @@ class Link:
                 self._last_activity = now
         if down is not None:
             self._go_down(down)
+
+    def _answer_arriving(self, p: _Pending, now: float) -> bool:
+        """True while bytes still stream in at the deadline (the answer may be on the line
+        behind other frames): the host waits on, for at most one more maximal frame."""
+        t = self.timings
+        return now - self._last_rx < t.inter_byte_timeout and now < p.deadline + t.line_time(t.max_frame)
 
     def _silence_text(self, p: _Pending) -> str:
         d = self.deframer.stats

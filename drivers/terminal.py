@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +28,18 @@ from drivers.errors import (
     DriverError,
     ProtocolViolation,
     RequestRefused,
+    ResponseTimeout,
     SelfTestLost,
     SessionLost,
     TransferError,
 )
-from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, Link, LinkTimings
+from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, NOISY_REPEATS, SAFE_TO_REPEAT, Link, LinkTimings
 from drivers.transport import open_port
-from protocols import Component, Frame, Message, MessageType
+from protocols import Component, Frame, Message, MessageType, encode_payload
 from protocols.auth import lifecycle_args, lifecycle_mac
 from protocols.codes import LifecycleOp
 from protocols.messages import jsonable, txlog_page_crc
 
-#: the host waits this long for progress from a running self-test before calling it lost
-SELFTEST_LOST_AFTER = 3.0
 #: HELLO names the host as this
 HOST_NAME = "pos-sim"
 TXLOG_FORMAT = "pos-sim-txlog"
@@ -170,20 +169,21 @@ def _name(value: object) -> str:
 class SelfTestRun:
     """A self-test in flight: progress as it comes, then the result."""
 
-    def __init__(self, terminal: Terminal, component: str, lost_after: float) -> None:
+    def __init__(self, terminal: Terminal, component: str) -> None:
         self.terminal = terminal
         self.component = component
         self.progress: list[SelfTestProgress] = []
         self.result: SelfTestResult | None = None
-        self.lost_after = lost_after
         self._cond = threading.Condition()
         self._last_heard = time.monotonic()
+        self._damage_heard = terminal.link.damage
         self._listeners: list[Callable[[SelfTestProgress], None]] = []
 
     def _on_progress(self, p: SelfTestProgress) -> None:
         with self._cond:
             self.progress.append(p)
             self._last_heard = time.monotonic()
+            self._damage_heard = self.terminal.link.damage
             listeners = list(self._listeners)
             self._cond.notify_all()
         for cb in listeners:
@@ -206,6 +206,20 @@ class SelfTestRun:
             self._session_lost = err
             self._cond.notify_all()
 
+    def _lost(self) -> SelfTestLost:
+        """The test went silent for longer than the terminal may take to get a report through."""
+        if self.terminal.link.damage > self._damage_heard:
+            # frames arrived spoilt in the meantime: its reports were most likely among them
+            return SelfTestLost(f"{self.component} self-test: nothing intact heard for {self.lost_after:.1f} s "
+                                f"while damaged frames arrived (a noisy line)", noisy=True)
+        return SelfTestLost(f"{self.component} self-test: no progress for {self.lost_after:.1f} s, the terminal "
+                            f"stopped answering mid-test")
+
+    @property
+    def lost_after(self) -> float:
+        """Seconds of silence after which this test is lost (the terminal's, for its line)."""
+        return self.terminal.lost_after
+
     def on_progress(self, callback: Callable[[SelfTestProgress], None]) -> None:
         """Call ``callback`` (on the link's thread: keep it short) for each progress report."""
         with self._cond:
@@ -221,8 +235,7 @@ class SelfTestRun:
             if err is not None:
                 raise err
             if time.monotonic() - self._last_heard > self.lost_after:
-                raise SelfTestLost(f"{self.component} self-test: no progress for "
-                                   f"{self.lost_after:.1f} s, the terminal stopped answering mid-test")
+                raise self._lost()
             return None
 
     def wait(self, timeout: float | None = None) -> SelfTestResult:
@@ -235,25 +248,43 @@ class SelfTestRun:
                     raise err
                 now = time.monotonic()
                 if now - self._last_heard > self.lost_after:
-                    raise SelfTestLost(f"{self.component} self-test: no progress for "
-                                       f"{self.lost_after:.1f} s, the terminal stopped answering mid-test")
+                    raise self._lost()
                 if give_up is not None and now >= give_up:
                     raise SelfTestLost(f"{self.component} self-test did not finish within {timeout:.1f} s")
                 self._cond.wait(0.1)
             return self.result
 
 
+def open_line(port: str, *, baud: int | None = None, timings: LinkTimings | None = None
+              ) -> tuple[Any, LinkTimings]:
+    """Open ``port`` at ``baud`` and return it with the timers for the rate it really runs at.
+
+    A device path or ``rfc2217://`` port runs at the rate asked for; an ``emu://`` or
+    ``replay://`` URL with ``?baud=`` reports its own, and the timers follow the port.
+    """
+    t = timings or LinkTimings()
+    if baud is not None:
+        if baud <= 0:
+            raise ValueError("baud must be positive")
+        t = replace(t, baud=baud)
+    ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
+    actual = getattr(ser, "baudrate", None)
+    if isinstance(actual, int) and actual > 0 and actual != t.baud:
+        t = replace(t, baud=actual)
+    return ser, t
+
+
 class Terminal:
     """A connected POS terminal; see the module docstring.  Use as a context manager."""
 
-    def __init__(self, link: Link, *, lost_after: float = SELFTEST_LOST_AFTER) -> None:
+    def __init__(self, link: Link, *, lost_after: float | None = None) -> None:
         self.link = link
         #: time.monotonic() after which every request fails at once (None: no overall limit)
         self.deadline: float | None = None
         self.hello: HelloInfo | None = None
         #: every self-test result received in this session, by component (kept after a disconnect)
         self.results: dict[str, SelfTestResult] = {}
-        self.lost_after = lost_after
+        self._lost_after = lost_after
         self._runs: dict[str, SelfTestRun] = {}
         self._runs_lock = threading.Lock()
         self._subscribers: list[Callable[[Message], None]] = []
@@ -273,18 +304,30 @@ class Terminal:
         self.on_restart: Callable[[SessionLost], None] | None = None
         link.on_restart = self._on_restart
 
+    @property
+    def lost_after(self) -> float:
+        """T_lost: silence from a running self-test after which it is lost; follows the line
+        rate and the negotiated payload (docs/protocol.md section 5) unless set when opened."""
+        if self._lost_after is not None:
+            return self._lost_after
+        return self.link.timings.selftest_lost_after
+
     @classmethod
-    def open(cls, port: str, *, timings: LinkTimings | None = None, connect: bool = True,
-             lost_after: float = SELFTEST_LOST_AFTER, on_frame: Any = None,
+    def open(cls, port: str, *, baud: int | None = None, timings: LinkTimings | None = None,
+             connect: bool = True, lost_after: float | None = None, on_frame: Any = None,
              timeout: float | None = None, wrap: Callable[[Any], Any] | None = None) -> Terminal:
         """Open ``port`` (device path or URL), start the link and say HELLO.
 
-        ``timeout`` bounds the whole session's requests: after it, each fails at once.
+        ``baud`` is the line rate (default: ``timings.baud``, 115200); an ``emu://`` or
+        ``replay://`` URL that names its own rate (``?baud=``) wins, and every timer follows
+        the rate the port reports.  ``timeout`` bounds the whole session's requests: after it,
+        each fails at once (but never before one request has had all its sends at this rate).
         ``wrap`` gets the open port and returns what the link should use instead (a capture
         tap, for instance); it owns the port from then on.
         """
-        t = timings or LinkTimings()
-        ser = open_port(port, baudrate=t.baud, read_timeout=t.read_slice)
+        ser, t = open_line(port, baud=baud, timings=timings)
+        if timeout is not None:
+            timeout = max(timeout, t.worst_case)
         link = Link(wrap(ser) if wrap is not None else ser, timings=t, name=port, on_frame=on_frame)
         term = cls(link, lost_after=lost_after)
         if timeout is not None:
@@ -366,7 +409,16 @@ class Terminal:
     def _request_frame(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> tuple[Frame, Message]:
         self._check_not_lost(msg_type)
         try:
-            return self.link.request_frame(msg_type, fields, timeout=self._timeout())
+            repeats = NOISY_REPEATS if msg_type in SAFE_TO_REPEAT else 0
+            while True:
+                try:
+                    return self.link.request_frame(msg_type, fields, timeout=self._timeout())
+                except ResponseTimeout as exc:
+                    # the terminal answered and the line spoilt it: ask again as a new request
+                    # (changes nothing on the terminal); silence is not asked again
+                    if not (exc.noisy and repeats > 0 and self.link.error is None):
+                        raise
+                    repeats -= 1
         except RequestRefused as exc:
             lost = self._lost_by(msg_type, exc)
             if lost is None:
@@ -420,7 +472,6 @@ class Terminal:
         if self.on_restart is not None:
             self.on_restart(err)
 
-
     def connect(self) -> HelloInfo:
         """HELLO: negotiate version and payload size, learn components and serial."""
         m = self._request(MessageType.HELLO, {"protocol_version": 1, "max_payload": 1024,
@@ -428,9 +479,16 @@ class Terminal:
         f = m.fields
         comps = tuple(c.name for c in Component if f["components"] & (1 << int(c)))
         self.hello = HelloInfo(f["protocol_version"], f["max_payload"], comps, f["serial"], f["boot_id"])
-        self.link.deframer.max_payload = min(self.link.deframer.max_payload, max(f["max_payload"], 0))
+        negotiated = min(self.link.deframer.max_payload, max(f["max_payload"], 0))
+        self.link.deframer.max_payload = negotiated
+        # every timer shrinks with the frames the session may now carry (docs/protocol.md section 5)
+        self.link.timings = replace(self.link.timings, max_payload=negotiated)
         self.link.keepalive = True
         return self.hello
+
+    def ping(self) -> int:
+        """PING: whether the terminal answers at all; returns its uptime in ms (PONG)."""
+        return int(self._request(MessageType.PING).fields["uptime_ms"])
 
     def info(self) -> DeviceInfo:
         """Identity and lifecycle state."""
@@ -446,7 +504,7 @@ class Terminal:
 
     def start_self_test(self, component: str, plan: str = "full", interactive: bool = False) -> SelfTestRun:
         """Start a component's self-test; the run collects progress and the result."""
-        run = SelfTestRun(self, component, self.lost_after)
+        run = SelfTestRun(self, component)
         with self._runs_lock:
             self._runs[component] = run
         try:
@@ -457,6 +515,7 @@ class Terminal:
                 self._runs.pop(component, None)
             raise
         run._last_heard = time.monotonic()
+        run._damage_heard = self.link.damage
         return run
 
     def run_self_test(self, component: str, plan: str = "full", interactive: bool = False, *,
@@ -546,12 +605,22 @@ class Terminal:
             raise ProtocolViolation(f"asked for a {op.name} challenge, got one for {_name(f['operation'])}")
         return LifecycleChallenge(op.name, bytes(f["nonce"]), int(f["counter"]), str(f["serial"]))
 
+    @property
+    def max_payload(self) -> int:
+        """The largest payload a request may have in this session (negotiated at HELLO)."""
+        return self.link.timings.max_payload
+
+    def lifecycle_request_size(self, operation: str, *, activation_code: str = "", merchant_id: str = "",
+                               reason: str = "") -> int:
+        """Bytes of the LC_REQUEST payload these arguments make, before any challenge is asked
+        for (nonce and MAC have fixed sizes), to refuse what would not fit :attr:`max_payload`."""
+        probe = LifecycleRequest(LifecycleOp[operation].name, 0, bytes(16), activation_code, merchant_id, reason,
+                                 bytes(32))
+        return len(encode_payload(MessageType.LC_REQUEST, _lifecycle_fields(probe)))
+
     def send_lifecycle(self, request: LifecycleRequest) -> LifecycleResult:
         """Send a signed request (step 2) and return the terminal's LC_RESULT (step 3)."""
-        f = self._request(MessageType.LC_REQUEST, {
-            "operation": request.operation, "counter": request.counter, "nonce": request.nonce,
-            "activation_code": request.activation_code, "merchant_id": request.merchant_id,
-            "reason": request.reason, "mac": request.mac}).fields
+        f = self._request(MessageType.LC_REQUEST, _lifecycle_fields(request)).fields
         return LifecycleResult(_name(f["operation"]), _name(f["status"]), _name(f["state"]), f["counter"],
                                f["message"])
 
@@ -581,6 +650,12 @@ class Terminal:
     def factory_reset(self, key: bytes, reason: str) -> LifecycleResult:
         """Return the terminal to unactivated."""
         return self.lifecycle("factory_reset", key, reason=reason)
+
+
+def _lifecycle_fields(request: LifecycleRequest) -> dict[str, Any]:
+    return {"operation": request.operation, "counter": request.counter, "nonce": request.nonce,
+            "activation_code": request.activation_code, "merchant_id": request.merchant_id,
+            "reason": request.reason, "mac": request.mac}
 
 
 def verify_txlog_backup(path: str | Path) -> TxLogExport:
@@ -637,4 +712,4 @@ def _write_atomically(path: Path, text: str) -> None:
 
 __all__ = ["DeviceDisconnected", "DeviceInfo", "HelloInfo", "LifecycleChallenge", "LifecycleRequest",
            "LifecycleResult", "SelfTestProgress", "SelfTestResult", "SelfTestRun", "Terminal", "TxLogExport", "field",
-           "verify_txlog_backup"]
+           "open_line", "verify_txlog_backup"]

@@ -48,7 +48,7 @@ from drivers.capture import (
 from drivers.errors import DriverError
 from drivers.transport import DEFAULT_BAUD, open_port
 from pos_sim.errors import UsageError
-from pos_sim.ports import register_url_schemes
+from pos_sim.ports import add_baud_option, register_url_schemes
 from protocols import ProtocolError
 from protocols.messages import describe_frame, flag_names
 
@@ -64,7 +64,7 @@ def add_parser(sub: Any) -> None:
                     "(docs/capture-format.md) until SIGINT or SIGTERM.")
     p.add_argument("port", metavar="PORT", help="device path or URL (emu://SCENARIO for the emulator)")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="the capture (FILE.gz compressed)")
-    p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"line speed (default {DEFAULT_BAUD})")
+    add_baud_option(p)
     p.set_defaults(func=run_record)
 
     p = sub.add_parser(
@@ -104,12 +104,13 @@ def run_record(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim record``."""
     register_url_schemes()
     try:
-        ser = open_port(args.port, baudrate=args.baud, read_timeout=0)
+        ser = open_port(args.port, baudrate=args.baud or DEFAULT_BAUD, read_timeout=0)
     except DriverError as exc:
         print(f"pos-sim record: {exc}", file=sys.stderr)
         return exc.exit_code
     try:
-        writer = CaptureWriter(args.output, port=args.port, baud=args.baud)
+        # the rate the port runs at: an emu://...?baud= URL's own, else the one asked for
+        writer = CaptureWriter(args.output, port=args.port, baud=int(ser.baudrate))
     except CaptureError as exc:
         ser.close()
         print(f"pos-sim record: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ from pos_sim.info_cmd import DEFAULT_TIMEOUT, _positive
 from pos_sim.keys import ENV_VAR as KEYS_ENV
 from pos_sim.keys import KeyFile, KeyFileError
 from pos_sim.lifecycle import OPERATIONS, DeviceManager, LifecycleFailed
-from pos_sim.ports import register_url_schemes
+from pos_sim.ports import add_baud_option, register_url_schemes
 from pos_sim.registry import Registry, RegistryError, RegistryUnavailable
 from pos_sim.registry_cmd import add_db_option
 
@@ -78,6 +78,7 @@ def add_parser(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_baud_option(p)
     add_db_option(p)
 
 
@@ -106,7 +107,7 @@ def run_lifecycle(args: argparse.Namespace) -> int:
         return _fail(args, str(exc), exc.exit_code)
     register_url_schemes()
     try:
-        with Registry.open(args.db) as reg, Terminal.open(args.port, timeout=args.timeout) as term:
+        with Registry.open(args.db) as reg, Terminal.open(args.port, baud=args.baud, timeout=args.timeout) as term:
             mgr = DeviceManager(term, reg, keys)
             prepared = mgr.prepare(args.operation, activation_code=getattr(args, "code", ""),
                                    merchant_id=getattr(args, "merchant", ""), reason=getattr(args, "reason", ""),
@@ -180,7 +181,7 @@ def run_backup(args: argparse.Namespace) -> int:
     try:
         # no overall deadline: a long log at a low baud rate takes its time; each page is still
         # bounded by the link's answer timeout and retransmits
-        with reg, Terminal.open(args.port) as term:
+        with reg, Terminal.open(args.port, baud=args.baud) as term:
             serial = term.hello.serial if term.hello else "terminal"
             out = DeviceManager(term, reg).backup(args.output, on_progress=_Progress(progress_out,
                                                                                     f"backup {serial}"))

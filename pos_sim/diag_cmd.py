@@ -26,7 +26,7 @@ from pos_sim.diagnostics.engine import (
     Update,
 )
 from pos_sim.errors import UsageError
-from pos_sim.ports import register_url_schemes
+from pos_sim.ports import add_baud_option, register_url_schemes
 
 DEFAULT_TIMEOUT = 10.0
 _COLOURS = {"pass": "32", "warn": "33", "fail": "31", "skipped": "2", "error": "35",
@@ -60,6 +60,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--capture", metavar="FILE",
                    help="record every byte of the session to FILE (FILE.gz compressed); see docs/capture-format.md")
     p.add_argument("--no-record", action="store_true", help="do not record the run in the registry")
+    add_baud_option(p)
     from pos_sim.registry_cmd import add_db_option
 
     add_db_option(p)
@@ -120,10 +121,10 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, "capture", None):
             from drivers.capture import open_terminal
 
-            term = open_terminal(args.port, args.capture, timeout=args.timeout,
+            term = open_terminal(args.port, args.capture, timeout=args.timeout, baud=getattr(args, "baud", None),
                                  extra={"plan": args.plan, "tests": tests, "interactive": interactive})
         else:
-            term = Terminal.open(args.port, timeout=args.timeout)
+            term = Terminal.open(args.port, baud=getattr(args, "baud", None), timeout=args.timeout)
     except DriverError as exc:
         return _fail(args, exc, lang, catalogue)
     with term:

@@ -10,7 +10,7 @@ from typing import Any
 
 from drivers.errors import DriverError
 from drivers.terminal import Terminal
-from pos_sim.ports import register_url_schemes
+from pos_sim.ports import add_baud_option, register_url_schemes
 
 DEFAULT_TIMEOUT = 5.0
 SCHEMA_VERSION = 1
@@ -28,7 +28,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("port", metavar="PORT", help="device path or URL (see `pos-sim ports`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"give up after S seconds in all (default {DEFAULT_TIMEOUT:g})")
+                   help=f"give up after S seconds in all (default {DEFAULT_TIMEOUT:g}; never before one "
+                        f"request has had all its retransmits at the line rate)")
+    add_baud_option(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim info``."""
     register_url_schemes()
     try:
-        with Terminal.open(args.port, timeout=args.timeout) as term:
+        with Terminal.open(args.port, baud=args.baud, timeout=args.timeout) as term:
             hello = term.hello
             info = term.info()
     except DriverError as exc:

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from pos_sim.errors import UsageError
+from pos_sim.ports import add_baud_option
 from pos_sim.registry_cmd import add_db_option
 
 DEMO_SCENARIO = "dropped"
@@ -36,6 +37,7 @@ def add_parser(sub: Any) -> None:
     add_db_option(p)
     p.add_argument("--backup-dir", metavar="DIR",
                    help="where the device screen puts transaction-log backups (default ~/pos-sim-backups)")
+    add_baud_option(p)
     p.set_defaults(func=run_tui)
 
     d = sub.add_parser(
@@ -48,6 +50,7 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--lang", metavar="zh|en", help="language (default: from the locale)")
     d.add_argument("--speed", type=float, default=DEMO_SPEED, metavar="X",
                    help=f"emulator speed factor (default {DEMO_SPEED:g})")
+    add_baud_option(d)
     d.set_defaults(func=run_demo)
 
 
@@ -64,10 +67,12 @@ def _lang(value: str | None, command: str) -> str | None:
 
 def run_tui(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim tui``."""
+    from drivers.link import LinkTimings
     from pos_sim.tui import PosSimApp
 
+    timings = LinkTimings(baud=args.baud) if getattr(args, "baud", None) else None
     app = PosSimApp(args.port, lang=_lang(args.lang, "tui"), plan=args.plan, keys=args.keys, db=args.db,
-                    backup_dir=args.backup_dir)
+                    backup_dir=args.backup_dir, timings=timings)
     app.run()
     return app.return_code or 0
 
@@ -84,7 +89,8 @@ def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
     except (ScenarioError, OSError):
         raise UsageError(f"pos-sim demo: no scenario {args.scenario!r}; scenarios: "
                          f"{', '.join(scenario_names())}") from None
-    server = EmulatorServer(scenario, speed=args.speed)
+    baud = getattr(args, "baud", None) or 115200
+    server = EmulatorServer(scenario, speed=args.speed, baud=baud)
     try:
         path = server.serve_pty()
         if tty is None:
@@ -94,10 +100,11 @@ def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
 
             return diag_cmd.run(argparse.Namespace(
                 port=path, plan="full", tests=None, json=False, report=None, lang=lang, non_interactive=True,
-                timeout=diag_cmd.DEFAULT_TIMEOUT))
+                timeout=diag_cmd.DEFAULT_TIMEOUT, baud=baud))
+        from drivers.link import LinkTimings
         from pos_sim.tui import PosSimApp
 
-        app = PosSimApp(path, lang=lang, autorun=True)
+        app = PosSimApp(path, lang=lang, autorun=True, timings=LinkTimings(baud=baud))
         app.run()
         return app.return_code or 0
     finally:

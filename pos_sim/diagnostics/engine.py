@@ -59,6 +59,10 @@ CRC_WARNING_THRESHOLD = 1
 #: a test whose request or events were lost on a bad line is run once more before it counts as
 #: a communication failure (a pulled cable is not retried: that needs the technician)
 RETRIES = 1
+#: a test whose reports the line spoilt (damaged frames arrived while it went silent, and the
+#: terminal still answers) is run again up to this many times: a noisy cable costs time, not a
+#: verdict (docs/protocol.md section 5, "A noisy line")
+NOISY_RETRIES = 3
 
 
 class Prompter(Protocol):
@@ -220,6 +224,7 @@ class DiagnosticsEngine:
         waiting = list(components)
         running: dict[str, SelfTestRun] = {}
         retries = dict.fromkeys(components, RETRIES)
+        noisy = dict.fromkeys(components, NOISY_RETRIES)
         while waiting or running:
             for component in list(waiting):
                 try:
@@ -231,7 +236,7 @@ class DiagnosticsEngine:
                     report.results.append(self._refused(component, exc))
                     continue
                 except DriverError as exc:
-                    if self._retry(exc, component, retries):
+                    if self._retry(exc, component, retries, noisy):
                         continue
                     if isinstance(exc, SessionLost):   # it never started: not run, not lost
                         return self._abandon(exc, None, waiting, running, report)
@@ -247,8 +252,16 @@ class DiagnosticsEngine:
                     result = run.poll()
                 except DriverError as exc:
                     del running[component]
-                    if self._retry(exc, component, retries):
+                    if self._retry(exc, component, retries, noisy):
                         waiting.append(component)
+                        continue
+                    if isinstance(exc, SelfTestLost) and exc.noisy and self.terminal.link.error is None:
+                        # the line, not the terminal: this test is lost, the others go on
+                        f = self._error_finding(component, exc)
+                        report.results.append(f)
+                        if not any(c.code == f.code for c in report.communication):
+                            report.communication.append(self._link_finding("link", exc))
+                        self.on_update(Update("finished", component, finding=f))
                         continue
                     return self._abandon(exc, component, waiting, running, report)
                 if result is not None:
@@ -261,14 +274,30 @@ class DiagnosticsEngine:
         self._drain_progress()
         return None
 
-    def _retry(self, exc: DriverError, component: str, retries: dict[str, int]) -> bool:
+    def _retry(self, exc: DriverError, component: str, retries: dict[str, int],
+               noisy: dict[str, int] | None = None) -> bool:
         """Whether to run ``component`` again after ``exc`` (lost on the line, link still up)."""
+        if isinstance(exc, SelfTestLost) and exc.noisy and noisy is not None:
+            # its reports were spoilt on the line; if the terminal still answers, it did not hang
+            if self.terminal.link.error is not None or noisy[component] <= 0 or not self._still_answers():
+                return False
+            noisy[component] -= 1
+            self.on_update(Update("info", component, text=f"running again after: {exc}"))
+            return True
         # a test that went silent mid-way is a hung terminal, not a lost frame: no retry
         if (not isinstance(exc, ResponseTimeout) or isinstance(exc, SelfTestLost)
                 or self.terminal.link.error is not None or retries[component] <= 0):
             return False
         retries[component] -= 1
         self.on_update(Update("info", component, text=f"retrying after: {exc}"))
+        return True
+
+    def _still_answers(self) -> bool:
+        """Whether the terminal answers a PING now (a hung one does not)."""
+        try:
+            self.terminal.ping()
+        except DriverError:
+            return False
         return True
 
     def _abandon(self, exc: DriverError, component: str | None, waiting: list[str],

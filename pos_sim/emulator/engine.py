@@ -44,7 +44,6 @@ from pos_sim.emulator.selftests import (
 )
 from pos_sim.emulator.state import DeviceState, LogEntry, StateStore
 from protocols import (
-    MAX_FRAME,
     MAX_PAYLOAD,
     Frame,
     FrameDeframer,
@@ -53,6 +52,7 @@ from protocols import (
     decode_message,
     encode_frame,
     encode_payload,
+    timing,
 )
 from protocols.auth import lifecycle_args, verify_mac
 from protocols.codes import (
@@ -75,12 +75,11 @@ RESPONSE = int(FrameFlag.RESPONSE)
 EVENT = int(FrameFlag.EVENT)
 RETRANSMIT = int(FrameFlag.RETRANSMIT)
 
-#: docs/protocol.md section 5's timers, as the terminal keeps them
-INTER_BYTE_TIMEOUT = 0.100
-SESSION_TIMEOUT = 10.0
-CONFIRM_TIMEOUT = 60.0
-CHALLENGE_VALIDITY = 60.0
-EVENT_RETRANSMITS = 3
+#: docs/protocol.md section 5's timers, as the terminal keeps them (formulas: protocols.timing)
+SESSION_TIMEOUT = timing.SESSION_TIMEOUT
+CONFIRM_TIMEOUT = timing.CONFIRM_TIMEOUT
+CHALLENGE_VALIDITY = timing.CHALLENGE_VALIDITY
+EVENT_RETRANSMITS = timing.RETRANSMITS
 #: progress is due at least once a second; half that leaves room for a lost frame
 PROGRESS_INTERVAL = 0.5
 #: events in flight without an ACK; more wait in order (bounded memory if the host never ACKs)
@@ -205,9 +204,8 @@ class TerminalEngine:
         self._rng = random.Random(f"engine:{scenario.seed}:{scenario.device.serial}")
         self._deframer = FrameDeframer()
         self._out = bytearray()
-        self._byte_time = 10.0 / baud
-        #: T_resp (section 5): 500 ms plus a maximal frame's line time each way
-        self.t_resp = 0.5 + 2 * MAX_FRAME * self._byte_time
+        self._byte_time = timing.line_time(1, baud)
+        self._inter_byte = timing.inter_byte_timeout(baud)
         self._line_free_at = now
         self._last_rx = now
         self._session = False
@@ -240,6 +238,11 @@ class TerminalEngine:
         return self._deframer
 
     @property
+    def t_resp(self) -> float:
+        """T_resp (section 5) at this line rate and the payload limit in force."""
+        return timing.response_timeout(self.baud, self._max_payload)
+
+    @property
     def max_payload(self) -> int:
         """The payload limit in force (1024 before HELLO, the negotiated one after)."""
         return self._max_payload
@@ -265,7 +268,7 @@ class TerminalEngine:
         """Run every timer due by ``now``."""
         if self.crashed:
             return
-        if self._deframer.pending and now - self._last_rx >= INTER_BYTE_TIMEOUT:
+        if self._deframer.pending and now - self._last_rx >= self._inter_byte:
             # inter-byte timeout: give up the partial frame; intact frames behind it still count
             for frame in self._deframer.drop_partial():
                 self._on_frame(frame, now)
@@ -299,7 +302,7 @@ class TerminalEngine:
             return None
         times: list[float] = []
         if self._deframer.pending:
-            times.append(self._last_rx + INTER_BYTE_TIMEOUT)
+            times.append(self._last_rx + self._inter_byte)
         if self._session:
             times.append(self._last_heard + self.session_timeout)
         times.extend(ev.due for ev in self._unacked.values())

@@ -3,8 +3,9 @@
     serial.serial_for_url("emu://healthy?speed=50&baud=115200&state=/tmp/x.json")
     serial.serial_for_url("emu:///abs/path/to/scenario.toml?speed=inf")
 
-Options (all optional): ``speed`` (a number, or ``inf``), ``baud`` (default: the port's
-``baudrate``, which pyserial defaults to 9600), ``state`` (a state file path),
+Options (all optional): ``speed`` (a number, or ``inf``), ``baud`` (the emulated line's rate;
+default: the port's ``baudrate``, which pyserial defaults to 9600; once open, ``baudrate``
+reports the URL's rate so the host's timers follow it), ``state`` (a state file path),
 ``confirm_timeout`` and ``session_timeout`` (seconds; tests shorten them).
 
 Opening starts an :class:`~pos_sim.emulator.server.EmulatorServer` on one end of a
@@ -84,6 +85,7 @@ class Serial(NoModemLines, SerialBase):  # type: ignore[misc]  # pyserial ships 
     """A serial port whose other end is an emulated terminal in this process."""
 
     is_open: bool
+    _baudrate: int
     BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -101,7 +103,9 @@ class Serial(NoModemLines, SerialBase):  # type: ignore[misc]  # pyserial ships 
         if self.is_open:
             raise SerialException("Port is already open.")
         target, options = parse_url(self.portstr)
-        options.setdefault("baud", int(self._baudrate))
+        options.setdefault("baud", int(self.baudrate))
+        # the URL's rate is the line's: report it, so the host's timers follow it
+        self._baudrate = options["baud"]
         try:
             server = EmulatorServer(target, **options)
         except (EmulatorError, ValueError) as exc:

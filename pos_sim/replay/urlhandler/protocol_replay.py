@@ -4,8 +4,10 @@
     serial.serial_for_url("replay:///tmp/session.cap.gz?max_gap=0.1")    # absolute path
 
 Options: ``max_gap`` (seconds, default 0.25): the longest recorded gap kept between the
-terminal's chunks.  The host's writes are compared with the recording; a frame it does not have
-raises :class:`~pos_sim.replay.player.ReplayMismatch` (a ``SerialException``) from ``write``.
+terminal's chunks; ``baud``: the line rate the host's timers assume (default: the rate in the
+capture's header, which ``baudrate`` reports once open).  The host's writes are compared with
+the recording; a frame it does not have raises :class:`~pos_sim.replay.player.ReplayMismatch`
+(a ``SerialException``) from ``write``.
 The player is ``port.player`` (``mismatch``, ``finished``, ``unplayed_host_frames``).
 """
 
@@ -20,7 +22,7 @@ from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_
 from pos_sim.replay.player import DEFAULT_MAX_GAP, CapturePlayer
 from pos_sim.wireless_line import NoModemLines
 
-_OPTIONS = ("max_gap",)
+_OPTIONS = ("max_gap", "baud")
 
 
 def parse_url(url: str) -> tuple[str, dict[str, float]]:
@@ -39,6 +41,8 @@ def parse_url(url: str) -> tuple[str, dict[str, float]]:
             number = float(values[-1])
         except ValueError:
             number = math.nan
+        if key == "baud" and not (number.is_integer() and number > 0):
+            raise SerialException(f"{url}: option baud={values[-1]!r} is not a positive whole number")
         if math.isnan(number) or number < 0:
             raise SerialException(f"{url}: option {key}={values[-1]!r} is not a number of seconds")
         options[key] = number
@@ -64,6 +68,10 @@ class Serial(NoModemLines, SerialBase):  # type: ignore[misc]  # pyserial ships 
         path, options = parse_url(self.portstr)
         # a capture that cannot be read raises SerialException naming the file and the problem
         self.player = CapturePlayer(path, max_gap=options.get("max_gap", DEFAULT_MAX_GAP))
+        # the recorded line's rate (the URL's ?baud= first): the host's timers follow it
+        baud = int(options.get("baud", 0)) or getattr(self.player.header, "baud", 0)
+        if isinstance(baud, int) and baud > 0:
+            self._baudrate = baud
         self.is_open = True
 
     def close(self) -> None:

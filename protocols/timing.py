@@ -1,0 +1,93 @@
+"""The protocol's timers, as formulas of the line rate and the negotiated maximum payload.
+
+docs/protocol.md section 5 states these rules; this module is their one home: the host's link,
+the emulated terminal and the spec's worked figures all compute them here, so a slow line slows
+every timer together and no side gives up on a frame the line cannot yet have carried.  Pure:
+numbers in, seconds out, no clock.
+
+A byte on the line is ten bits (8N1: start, eight data bits, stop), so ``n`` bytes take
+``10 n / baud`` seconds.  A *maximal frame* is the negotiated maximum payload plus the frame's
+11 bytes of sync, header and CRC (1035 bytes before HELLO, when the limit is 1024).
+"""
+
+from __future__ import annotations
+
+from protocols.framing import MAX_PAYLOAD, OVERHEAD
+
+#: the line speed when nobody says otherwise
+DEFAULT_BAUD = 115200
+#: bits a byte takes on the line at 8N1
+BITS_PER_BYTE = 10
+#: the fixed part of the response timeout: the terminal's time to think
+RESPONSE_BASE = 0.500
+#: retransmissions of one request or event after the first send (four sends in all)
+RETRANSMITS = 3
+#: wait after NAK busy before sending again
+BUSY_BACKOFF = 0.200
+#: the floor of the inter-byte timeout, and its size in byte times at slow rates
+INTER_BYTE_FLOOR = 0.100
+INTER_BYTE_CHARS = 24
+#: the host pings after this much idle time
+KEEPALIVE_IDLE = 2.0
+#: the terminal closes a session after hearing nothing for this long
+SESSION_TIMEOUT = 10.0
+#: a running self-test reports progress at least this often (terminal side)
+PROGRESS_INTERVAL = 1.0
+#: a confirm prompt nobody answers is skipped after this long
+CONFIRM_TIMEOUT = 60.0
+#: a lifecycle challenge is good for this long, and for one request
+CHALLENGE_VALIDITY = 60.0
+
+
+def line_time(nbytes: int, baud: int) -> float:
+    """Seconds ``nbytes`` take on a line of ``baud`` bits a second (8N1)."""
+    if baud <= 0:
+        raise ValueError("baud must be positive")
+    return nbytes * BITS_PER_BYTE / baud
+
+
+def max_frame(max_payload: int = MAX_PAYLOAD) -> int:
+    """Bytes of the largest frame allowed with ``max_payload``."""
+    return OVERHEAD + max_payload
+
+
+def response_timeout(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+    """``T_resp``: how long to wait, after the last byte of a frame, for its answer.
+
+    500 ms plus two maximal frames' line time: one already on the line ahead of the answer, and
+    the answer itself.  680 ms at 115200 baud before HELLO; 17.75 s at 1200.
+    """
+    return RESPONSE_BASE + 2 * line_time(max_frame(max_payload), baud)
+
+
+def inter_byte_timeout(baud: int) -> float:
+    """``T_ib``: silence inside a frame after which its partial bytes are dropped.
+
+    100 ms, or 24 byte times where that is longer (below 2400 baud).
+    """
+    return max(INTER_BYTE_FLOOR, line_time(INTER_BYTE_CHARS, baud))
+
+
+def send_schedule(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+    """``T_sched``: from a frame's first send until its last retransmission has had its answer
+    time: every one of the four sends crossing the line and waiting out ``T_resp``."""
+    per_send = line_time(max_frame(max_payload), baud) + response_timeout(baud, max_payload)
+    return (RETRANSMITS + 1) * per_send
+
+
+def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+    """``T_lost``: silence from a running self-test after which the host calls it lost.
+
+    The terminal sends progress at least every ``PROGRESS_INTERVAL``; the next report may wait
+    behind a maximal frame on the line, and the terminal is entitled to retransmit it on its
+    full schedule.  Only after all of that has passed with nothing heard is the test lost:
+    ``PROGRESS_INTERVAL + line time of a maximal frame + T_sched`` (4.2 s at 115200 baud
+    with 1024-byte payloads, 3.2 s with 128; 115 s at 1200 baud with 1024).
+    """
+    return PROGRESS_INTERVAL + line_time(max_frame(max_payload), baud) + send_schedule(baud, max_payload)
+
+
+__all__ = ["BITS_PER_BYTE", "BUSY_BACKOFF", "CHALLENGE_VALIDITY", "CONFIRM_TIMEOUT", "DEFAULT_BAUD",
+           "INTER_BYTE_CHARS", "INTER_BYTE_FLOOR", "KEEPALIVE_IDLE", "PROGRESS_INTERVAL", "RESPONSE_BASE",
+           "RETRANSMITS", "SESSION_TIMEOUT", "inter_byte_timeout", "line_time", "max_frame", "response_timeout",
+           "selftest_lost_after", "send_schedule"]
