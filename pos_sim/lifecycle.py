@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drivers.errors import DeadlinePassed, DriverError, TransferError
+from drivers.errors import DeadlinePassed, DriverError, RequestRefused, TransferError
 from drivers.terminal import DeviceInfo, LifecycleRequest, LifecycleResult, Terminal, verify_txlog_backup
 from pos_sim.keys import KeyFile, fingerprint
 from pos_sim.registry import Actor, BackupRecord, LifecycleOpRecord, Registry, RegistryError
@@ -147,6 +147,7 @@ class DeviceManager:
         if self.keys is None:
             raise LifecycleFailed("no key file loaded", EXIT_HOST_REFUSED)
         _check_arguments(activation_code=activation_code, merchant_id=merchant_id, reason=reason)
+        self._check_fits(op, activation_code=activation_code, merchant_id=merchant_id, reason=reason)
         info = self.terminal.info()
         self.registry.record_device(info)
         key = self.keys.key_for(info.serial)
@@ -178,6 +179,18 @@ class DeviceManager:
             self.registry.audit(self.by.who, "device.counter_regressed", "warning", self.by.origin, info.serial,
                                 {"counter": challenge.counter, "last_seen": last, "operation": op})
         return PreparedOperation(info, request, fingerprint(key), backup, forced, tuple(warnings))
+
+    def _check_fits(self, op: str, **args: str) -> None:
+        """Refuse, before anything is sent, a request larger than the payload this terminal
+        negotiated at HELLO; the message says how much to cut, never the text."""
+        size = self.terminal.lifecycle_request_size(op, **args)
+        limit = self.terminal.max_payload
+        if size > limit:
+            given = [name.replace("_", " ") for name, value in args.items() if value]
+            which = " or ".join(given) or "arguments"
+            raise LifecycleFailed(f"the {op} request would be {size} bytes and this terminal takes at most {limit} "
+                                  f"(negotiated at HELLO): shorten the {which} by {size - limit} bytes; nothing was "
+                                  f"sent", EXIT_HOST_REFUSED)
 
     def submit(self, prepared: PreparedOperation) -> LifecycleOutcome:
         """Send a prepared request, record the answer (or its absence) with its audit record, and
@@ -211,6 +224,17 @@ class DeviceManager:
                                   f"try again (a longer --timeout?)", EXIT_COMMUNICATION) from exc
         except DriverError as exc:
             settled = True
+            refusal = exc if isinstance(exc, RequestRefused) else exc.__cause__
+            if isinstance(refusal, RequestRefused) and refusal.definite:
+                # a NAK: the terminal refused the frame and carried nothing out (section 5)
+                why = f"NAK {refusal.reason}: refused before it was carried out"
+                record = self.registry.record_lifecycle(
+                    info.serial, req.operation, f"nak_{refusal.reason}", info.lifecycle, "", req.counter - 1,
+                    reason=req.reason, forced=prepared.forced, backup_id=backup_id, message=why, merchant_for=asked,
+                    by=self.by)
+                raise LifecycleFailed(
+                    f"{info.serial} refused {req.operation} with NAK {refusal.reason}: it was not carried out and "
+                    f"nothing changed ({_nak_advice(str(refusal.reason))})", EXIT_TERMINAL_REFUSED, record) from exc
             record = unconfirmed(str(exc))
             raise LifecycleFailed(
                 f"{req.operation} went out to {info.serial} but no answer came back ({exc}): the terminal may "
@@ -281,6 +305,16 @@ def _check_arguments(**args: str) -> None:
         if contains_card_number(value):
             raise LifecycleFailed(f"the {name} looks like it holds a card number: leave it out or mask it to "
                                   f"BIN and last four; nothing was sent", EXIT_HOST_REFUSED)
+
+
+def _nak_advice(reason: str) -> str:
+    if reason == "too_large":
+        return "the request is larger than the terminal takes: shorten the reason"
+    if reason == "not_permitted":
+        return "the terminal has no session with this host, it may have restarted: try again"
+    if reason == "busy":
+        return "the terminal is busy: try again when its self-tests are over"
+    return "try again; if it keeps refusing, capture the session (--capture) for the firmware team"
 
 
 def _refusal_exit(result: LifecycleResult) -> int:
