@@ -49,7 +49,7 @@ CHUNK = 4096
 
 def generate(path: Path, frames: int, seed: int) -> int:
     """Stream a capture of at least ``frames`` intact frames to ``path``; return the count."""
-    from decode import generate_stream  # bench/decode.py
+    from bench.decode import generate_stream
 
     intact = 0
     t = 0.0
@@ -83,7 +83,7 @@ def ours(path: Path) -> tuple[int, int]:
 
 def reference(path: Path) -> int:
     """The hand-written reference on the same file: split, unhex, deframe, decode."""
-    from decode import _REF_ERRORS, REF_DECODERS, RefDeframer
+    from bench.decode import _REF_ERRORS, REF_DECODERS, RefDeframer
 
     deframers = {">": RefDeframer(), "<": RefDeframer()}
     decoders = REF_DECODERS
