@@ -131,6 +131,10 @@ def intact_frames(stream: bytes | bytearray) -> list[tuple[int, int]]:
         pos = end
 
 
+#: uptime of the recorded terminal when a replay begins, for PONGs the recording does not have
+_MADE_UP_BOOT_MS = 3_600_000
+
+
 class CapturePlayer:
     """Plays the terminal's side of one capture; not thread-safe except :meth:`cancel`."""
 
@@ -163,6 +167,7 @@ class CapturePlayer:
         self._step = 0                   # next step not yet (fully) delivered
         self._pos = 0                    # next byte of the terminal's stream to deliver
         self._ref = (time.monotonic(), 0.0)   # (real time, recorded time) the next gap counts from
+        self._started = self._ref[0]          # the made-up PONGs' uptime counts from here
         self._buffer = bytearray()
         self._live = FrameDeframer()
         self._live_index = 0
@@ -280,7 +285,10 @@ class CapturePlayer:
                 break   # a PING or retransmit never jumps over a frame the host must send
         if frame.type == MessageType.PING and not frame.flags & RESPONSE:
             self.made_up_pongs += 1
-            self._buffer += encode_frame(MessageType.PONG, encode_payload(MessageType.PONG, {"uptime_ms": 0}),
+            # a plausible uptime: up an hour before the replay began, running at the host's clock,
+            # so the host's restart rule (docs/protocol.md section 6) sees the same terminal
+            uptime = (_MADE_UP_BOOT_MS + int((time.monotonic() - self._started) * 1000)) & 0xFFFFFFFF
+            self._buffer += encode_frame(MessageType.PONG, encode_payload(MessageType.PONG, {"uptime_ms": uptime}),
                                          frame.seq, RESPONSE)
             return
         if frame.flags & RETRANSMIT:

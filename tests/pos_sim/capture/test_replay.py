@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -210,3 +211,23 @@ def test_diag_says_in_one_line_when_the_plan_differs_from_the_recording() -> Non
     assert r.returncode & 4 and len(lines) == 1
     assert lines[0].startswith("pos-sim diag: replay mismatch at host frame #3: sent SELFTEST_START")
     assert "the recording has SELFTEST_START" in lines[0] and "component=printer" in lines[0]
+
+
+def test_pongs_the_recording_lacks_keep_time_with_the_host() -> None:
+    # a PING the recording does not have is answered with a made-up PONG; its uptime must run
+    # with the host's clock, or the host would take the replayed terminal for a restarted one
+    register_url_schemes()
+    with Terminal.open("replay://" + str(CAPTURES / "healthy.cap")) as term:
+        first = term.ping()
+        t0 = time.monotonic()
+        time.sleep(0.6)
+        second = term.ping()
+        elapsed_ms = (time.monotonic() - t0) * 1000
+        assert first >= 3_600_000
+        assert abs((second - first) - elapsed_ms) < 200
+        assert not term.restarted
+    # the baud rate a replay reports is the one the capture was recorded at
+    with serial.serial_for_url("replay://" + str(CAPTURES / "healthy.cap")) as port:
+        assert port.baudrate == 115200
+    with serial.serial_for_url("replay://" + str(CAPTURES / "healthy.cap") + "?baud=9600") as port:
+        assert port.baudrate == 9600
