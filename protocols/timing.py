@@ -29,7 +29,7 @@ INTER_BYTE_FLOOR = 0.100
 INTER_BYTE_CHARS = 24
 #: the host pings after this much idle time
 KEEPALIVE_IDLE = 2.0
-#: the terminal closes a session after hearing nothing for this long
+#: the terminal closes a session after hearing nothing for this long (at least; see session_timeout)
 SESSION_TIMEOUT = 10.0
 #: a running self-test reports progress at least this often (terminal side)
 PROGRESS_INTERVAL = 1.0
@@ -75,6 +75,16 @@ def send_schedule(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
     return (RETRANSMITS + 1) * per_send
 
 
+def session_timeout(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+    """``T_session``: silence from the host after which the terminal closes the session.
+
+    10 s, or at slow rates twice the longest a host may legitimately stay silent: one request's
+    answer time (``T_resp``) after a maximal frame (25 s at 2400 baud, 53 s at 1200 with
+    1024-byte payloads), so a retransmitted page request still finds its session.
+    """
+    return max(SESSION_TIMEOUT, 2 * (line_time(max_frame(max_payload), baud) + response_timeout(baud, max_payload)))
+
+
 def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
     """``T_lost``: silence from a running self-test after which the host calls it lost.
 
@@ -90,4 +100,4 @@ def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
 __all__ = ["BITS_PER_BYTE", "BUSY_BACKOFF", "CHALLENGE_VALIDITY", "CONFIRM_TIMEOUT", "DEFAULT_BAUD",
            "INTER_BYTE_CHARS", "INTER_BYTE_FLOOR", "KEEPALIVE_IDLE", "PROGRESS_INTERVAL", "RESPONSE_BASE",
            "RETRANSMITS", "SESSION_TIMEOUT", "inter_byte_timeout", "line_time", "max_frame", "response_timeout",
-           "selftest_lost_after", "send_schedule"]
+           "selftest_lost_after", "send_schedule", "session_timeout"]

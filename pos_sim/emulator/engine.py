@@ -186,7 +186,7 @@ class TerminalEngine:
     def __init__(self, scenario: Scenario, *, now: float, speed: float = 1.0, baud: int = 115200,
                  store: StateStore | None = None, state: DeviceState | None = None,
                  wall_offset: float | None = None, confirm_timeout: float = CONFIRM_TIMEOUT,
-                 session_timeout: float = SESSION_TIMEOUT) -> None:
+                 session_timeout: float | None = None) -> None:
         if not speed > 0:
             raise ValueError("speed must be a positive number (inf: every duration is zero)")
         if baud <= 0:
@@ -195,7 +195,8 @@ class TerminalEngine:
         self.speed = speed
         self.baud = baud
         self.confirm_timeout = confirm_timeout
-        self.session_timeout = session_timeout
+        #: a fixed session timeout (tests shorten it); None: T_session for the line and payload
+        self._session_timeout = session_timeout
         self._store = store if store is not None else StateStore(None)
         self.state = state if state is not None else self._store.load(scenario)
         self._wall_offset = wall_offset if wall_offset is not None else time.time() - now
@@ -236,6 +237,13 @@ class TerminalEngine:
     def deframer(self) -> FrameDeframer:
         """The deframer (its stats count what the line delivered)."""
         return self._deframer
+
+    @property
+    def session_timeout(self) -> float:
+        """Silence from the host after which the session closes (section 5's T_session)."""
+        if self._session_timeout is not None:
+            return self._session_timeout
+        return timing.session_timeout(self.baud, self._max_payload)
 
     @property
     def t_resp(self) -> float:

@@ -76,6 +76,7 @@ def test_the_spec_table_matches_the_formulas() -> None:
         "response timeout": timing.response_timeout,
         "one frame's whole schedule": timing.send_schedule,
         "self-test lost without progress": timing.selftest_lost_after,
+        "terminal drops the session after silence": timing.session_timeout,
     }
     for name, formula in rows.items():
         row = re.search(rf"^\| {re.escape(name)}[^|]*\|[^|]*\|(.+)\|$", text, re.M)
@@ -87,3 +88,13 @@ def test_the_spec_table_matches_the_formulas() -> None:
             digits = len(value.split(".")[1]) if "." in value else 0
             tolerance = 0.5 * 10 ** -digits / (1000 if unit == "ms" else 1) + 1e-9
             assert abs(formula(rate) - seconds) <= tolerance, (name, rate, cell, formula(rate))
+
+
+def test_the_terminal_keeps_a_session_through_one_slow_answer() -> None:
+    # by hand: 2400 baud, F = 1035: line 4.3125 s, T_resp 9.125 s -> 2 x 13.4375 = 26.875 s
+    assert timing.session_timeout(2400) == pytest.approx(26.875)
+    assert timing.session_timeout(1200) == pytest.approx(52.75)
+    assert timing.session_timeout(9600) == timing.session_timeout(921600) == 10.0
+    for baud in (1200, 2400, 4800, 9600, 115200):
+        # the host may be silent for a whole answer time after its request crossed the line
+        assert timing.session_timeout(baud) > timing.line_time(1035, baud) + timing.response_timeout(baud)
