@@ -76,8 +76,8 @@ ANSWERS: dict[MessageType, frozenset[MessageType]] = {
 #: requests that change nothing on the terminal, so that asking again as a new request is
 #: always safe: on a line that spoils answers (docs/protocol.md section 5, "A noisy line")
 #: the host asks these again when all four sends of one failed with damaged frames arriving.
-#: HELLO is among them because the host sends it only to open a session, where a second
-#: HELLO leaves the terminal exactly as the first would have.
+#: HELLO is among them because the host sends it only to open a session, which has nothing
+#: yet to lose (a second HELLO drops the terminal's unacknowledged events: they stay in its log).
 SAFE_TO_REPEAT = frozenset({MessageType.HELLO, MessageType.PING, MessageType.INFO_REQUEST,
                             MessageType.STATUS_REQUEST, MessageType.EVENTLOG_READ, MessageType.TXLOG_READ})
 #: how many times such a request is asked again on a noisy line
@@ -119,23 +119,32 @@ class LinkTimings:
     @property
     def inter_byte_timeout(self) -> float:
         """T_ib: silence inside a frame after which its partial bytes are dropped."""
-        return max(self.inter_byte, timing.inter_byte_timeout(self.baud))
+        return timing.inter_byte_timeout(self.baud, floor=self.inter_byte)
 
     @property
     def response_timeout(self) -> float:
         """T_resp: the fixed base plus a maximal frame's line time each way."""
-        return self.response_base + 2 * self.line_time(self.max_frame)
+        return timing.response_timeout(self.baud, self.max_payload, base=self.response_base)
 
     @property
     def worst_case(self) -> float:
-        """How long a request can take before it fails: every send times out."""
-        return (self.retransmits + 1) * (self.response_timeout + self.line_time(self.max_frame))
+        """T_sched: how long a request can take before it fails, every send timing out."""
+        return timing.send_schedule(self.baud, self.max_payload, base=self.response_base,
+                                    retransmits=self.retransmits)
+
+    @property
+    def request_budget(self) -> float:
+        """The least overall time to give one request: T_sched and the waits for answers still
+        arriving at each deadline (a caller's --timeout is never set below it)."""
+        return timing.request_budget(self.baud, self.max_payload, base=self.response_base,
+                                     retransmits=self.retransmits)
 
     @property
     def selftest_lost_after(self) -> float:
         """T_lost: silence from a running self-test after which it is lost (progress interval,
         a maximal frame ahead of the report, and the terminal's whole retransmit schedule)."""
-        return self.progress_interval + self.line_time(self.max_frame) + self.worst_case
+        return timing.selftest_lost_after(self.baud, self.max_payload, base=self.response_base,
+                                          retransmits=self.retransmits, progress=self.progress_interval)
 
 
 @dataclass
@@ -203,6 +212,7 @@ class Link:
         self.stats = LinkStats()
         self.deframer = FrameDeframer()
         self.keepalive = False
+        self._noisy_pings = 0   # keep-alives in a row whose answers the line spoilt (asked again)
         self._seq = random.randrange(0x10000)
         self._lock = threading.Lock()            # guards _outbox, _pending, _error
         self._request_lock = threading.Lock()    # one request outstanding (stop-and-wait)
@@ -248,11 +258,12 @@ class Link:
 
     @property
     def damage(self) -> int:
-        """Frames the deframer threw away after their sync and header: a failed CRC, a frame cut
-        short, a bad length or version.  Rising while the terminal talks means the line spoils
-        its frames; bytes with no sync in them (a wrong baud rate, another device) do not count."""
+        """Frames the deframer threw away after their sync and header: a failed CRC or a frame
+        cut short.  Rising while the terminal talks means the line spoils its frames; bytes with
+        no sync in them (a wrong baud rate, another device) do not count, nor a frame too long
+        or of another version, which a terminal sends the same way every time."""
         d = self.deframer.stats
-        return d.bad_crc + d.partial_dropped + d.oversize + d.bad_version
+        return d.bad_crc + d.partial_dropped
 
     @property
     def alive(self) -> bool:
@@ -441,6 +452,8 @@ class Link:
             if msg.type not in p.answers:
                 self._finish(p, error=ProtocolViolation(f"{p.msg_type.name} answered with {msg.type!r}"))
                 return
+            if p.internal:
+                self._noisy_pings = 0
             self._finish(p, reply=(frame, msg))
 
     def _finish(self, p: _Pending, *, reply: tuple[Frame, Message] | None = None,
@@ -464,7 +477,11 @@ class Link:
                         self.stats.timeouts += 1
                         err = ResponseTimeout(self._silence_text(p), noisy=self.damage > p.damage)
                         self._finish(p, error=err)
-                        if p.internal:
+                        if p.internal and err.noisy and self._noisy_pings < NOISY_REPEATS:
+                            # spoilt answers, not silence: ask again at once (a doubt is probed again)
+                            self._noisy_pings += 1
+                            self._last_activity = now - self.timings.keepalive_idle
+                        elif p.internal:
                             down = ResponseTimeout(f"{self.name}: the terminal stopped answering keep-alives")
                     else:
                         if not p.refused:

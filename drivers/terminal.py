@@ -35,7 +35,7 @@ from drivers.errors import (
 )
 from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, NOISY_REPEATS, SAFE_TO_REPEAT, Link, LinkTimings
 from drivers.transport import open_port
-from protocols import Component, Frame, Message, MessageType, encode_payload
+from protocols import Component, Frame, Message, MessageType, encode_payload, timing
 from protocols.auth import lifecycle_args, lifecycle_mac
 from protocols.codes import LifecycleOp
 from protocols.messages import jsonable, txlog_page_crc
@@ -326,12 +326,13 @@ class Terminal:
         tap, for instance); it owns the port from then on.
         """
         ser, t = open_line(port, baud=baud, timings=timings)
-        if timeout is not None:
-            timeout = max(timeout, t.worst_case)
-        link = Link(wrap(ser) if wrap is not None else ser, timings=t, name=port, on_frame=on_frame)
+        try:
+            link = Link(wrap(ser) if wrap is not None else ser, timings=t, name=port, on_frame=on_frame)
+        except BaseException:
+            ser.close()   # a wrap that failed (a capture that cannot be written) leaves no port open
+            raise
         term = cls(link, lost_after=lost_after)
-        if timeout is not None:
-            term.deadline = time.monotonic() + timeout
+        term.set_deadline(timeout)
         link.start()
         if connect:
             connected = False
@@ -403,6 +404,14 @@ class Terminal:
             raise DeadlinePassed(f"{self.link.name}: time is up (the overall timeout has passed)")
         return left
 
+    def set_deadline(self, seconds: float | None) -> None:
+        """Let every request from now on fail at once after ``seconds`` (None: no limit), but
+        never sooner than one request needs at this line rate (docs/protocol.md section 5)."""
+        if seconds is None:
+            self.deadline = None
+            return
+        self.deadline = time.monotonic() + max(seconds, self.link.timings.request_budget)
+
     def _request(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> Message:
         return self._request_frame(msg_type, fields)[1]
 
@@ -410,14 +419,18 @@ class Terminal:
         self._check_not_lost(msg_type)
         try:
             repeats = NOISY_REPEATS if msg_type in SAFE_TO_REPEAT else 0
+            first: ResponseTimeout | None = None
             while True:
                 try:
                     return self.link.request_frame(msg_type, fields, timeout=self._timeout())
                 except ResponseTimeout as exc:
+                    if first is not None and (isinstance(exc, DeadlinePassed) or not exc.noisy):
+                        raise first from exc   # what went wrong is the first failure, not the time
                     # the terminal answered and the line spoilt it: ask again as a new request
                     # (changes nothing on the terminal); silence is not asked again
                     if not (exc.noisy and repeats > 0 and self.link.error is None):
                         raise
+                    first = first or exc
                     repeats -= 1
         except RequestRefused as exc:
             lost = self._lost_by(msg_type, exc)
@@ -479,7 +492,11 @@ class Terminal:
         f = m.fields
         comps = tuple(c.name for c in Component if f["components"] & (1 << int(c)))
         self.hello = HelloInfo(f["protocol_version"], f["max_payload"], comps, f["serial"], f["boot_id"])
-        negotiated = min(self.link.deframer.max_payload, max(f["max_payload"], 0))
+        if f["max_payload"] < timing.MIN_PAYLOAD:
+            raise ProtocolViolation(f"{self.link.name}: the terminal offered {f['max_payload']}-byte payloads at "
+                                    f"HELLO, below the protocol's minimum of {timing.MIN_PAYLOAD}: its firmware "
+                                    f"does not follow the spec")
+        negotiated = min(self.link.deframer.max_payload, f["max_payload"])
         self.link.deframer.max_payload = negotiated
         # every timer shrinks with the frames the session may now carry (docs/protocol.md section 5)
         self.link.timings = replace(self.link.timings, max_payload=negotiated)
@@ -514,8 +531,15 @@ class Terminal:
             with self._runs_lock:
                 self._runs.pop(component, None)
             raise
-        run._last_heard = time.monotonic()
-        run._damage_heard = self.link.damage
+        run._last_heard = time.monotonic()   # (its damage count stays the one from before START)
+        return run
+
+    def watch_self_test(self, component: str) -> SelfTestRun:
+        """Follow a self-test the terminal is already running without starting it (a START whose
+        answers were lost went through: a second one was refused busy)."""
+        run = SelfTestRun(self, component)
+        with self._runs_lock:
+            self._runs[component] = run
         return run
 
     def run_self_test(self, component: str, plan: str = "full", interactive: bool = False, *,

@@ -64,7 +64,8 @@ def add_parser(sub: Any) -> None:
                     "(docs/capture-format.md) until SIGINT or SIGTERM.")
     p.add_argument("port", metavar="PORT", help="device path or URL (emu://SCENARIO for the emulator)")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="the capture (FILE.gz compressed)")
-    add_baud_option(p)
+    add_baud_option(p, help="the line rate to open PORT at, in baud (default 115200; an emu:// URL's ?baud=N "
+                            "wins); it goes into the capture's header, and replay and decode time the capture by it")
     p.set_defaults(func=run_record)
 
     p = sub.add_parser(
@@ -348,7 +349,7 @@ def replay_capture(path: str | Path, *, timeout: float = 30.0) -> ReplayOutcome:
         outcome.seconds = time.monotonic() - started
         return outcome
     with term:
-        term.deadline = time.monotonic() + timeout
+        term.set_deadline(timeout)
         engine = DiagnosticsEngine(term, lang="en", catalogue=load_catalogue(), port=url)
         report = engine.run(str(extra.get("plan") or "full"), extra.get("tests") or None, interactive=False)
         player = getattr(term.link.port, "player", None)

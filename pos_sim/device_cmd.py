@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any, TextIO
 
 from drivers.errors import DriverError
@@ -117,7 +116,7 @@ def run_lifecycle(args: argparse.Namespace) -> int:
                 print(f"pos-sim device {args.device_command}: warning: {warning}", file=sys.stderr)
             if args.operation in DESTRUCTIVE and not _confirm(args, dev.serial, dev.lifecycle, dev.merchant_id):
                 return _fail(args, "not confirmed: nothing was sent", 1)
-            term.deadline = time.monotonic() + args.timeout   # the time spent confirming is the person's
+            term.set_deadline(args.timeout)   # the time spent confirming is the person's
             if prepared.stale:   # the confirmation took longer than the terminal's challenge lives
                 prepared = mgr.prepare(args.operation, activation_code=getattr(args, "code", ""),
                                        merchant_id=getattr(args, "merchant", ""), reason=getattr(args, "reason", ""),

@@ -56,7 +56,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--non-interactive", action="store_true",
                    help="never ask the technician; checks that need a person are reported as skipped")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"give up if the terminal does not answer within S seconds (default {DEFAULT_TIMEOUT:g})")
+                   help=f"give up if the terminal does not answer within S seconds (default {DEFAULT_TIMEOUT:g}; "
+                        f"never before one request has had all its retransmits at the line rate)")
     p.add_argument("--capture", metavar="FILE",
                    help="record every byte of the session to FILE (FILE.gz compressed); see docs/capture-format.md")
     p.add_argument("--no-record", action="store_true", help="do not record the run in the registry")
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     except DriverError as exc:
         return _fail(args, exc, lang, catalogue)
     with term:
-        term.deadline = None   # the plan itself takes as long as the tests do
+        term.set_deadline(None)   # the plan itself takes as long as the tests do
         if tests:
             fitted = term.hello.components if term.hello else ()
             missing = [t for t in tests if t not in fitted]

@@ -236,9 +236,11 @@ class DeviceManager:
                     f"{info.serial} refused {req.operation} with NAK {refusal.reason}: it was not carried out and "
                     f"nothing changed ({_nak_advice(str(refusal.reason))})", EXIT_TERMINAL_REFUSED, record) from exc
             record = unconfirmed(str(exc))
+            what = (f"an earlier send got no answer and a later one was refused ({exc})"
+                    if isinstance(refusal, RequestRefused) else f"no answer came back ({exc})")
             raise LifecycleFailed(
-                f"{req.operation} went out to {info.serial} but no answer came back ({exc}): the terminal may "
-                f"have carried it out; run `pos-sim info PORT` to see its state before trying again",
+                f"{req.operation} went out to {info.serial} but {what}: the terminal may have carried it out; "
+                f"run `pos-sim info PORT` to see its state before trying again",
                 EXIT_COMMUNICATION, record) from exc
         finally:
             if not settled:   # interrupted while waiting for the answer: it may have been carried out

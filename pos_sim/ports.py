@@ -32,8 +32,8 @@ def baud_rate(text: str) -> int:
     return value
 
 
-def add_baud_option(p: Any) -> None:
+def add_baud_option(p: Any, help: str | None = None) -> None:
     """Add ``--baud N`` to a command that opens a port."""
     p.add_argument("--baud", type=baud_rate, default=None, metavar="N",
-                   help="the line rate the terminal is set to, in baud (default 115200; every timer follows "
-                        "it; an emu:// or replay:// URL takes ?baud=N instead)")
+                   help=help or "the line rate the terminal is set to, in baud (default 115200; every timer "
+                                "follows it; an emu:// or replay:// URL takes ?baud=N instead)")

@@ -50,7 +50,8 @@ def add_parser(sub: Any) -> None:
     d.add_argument("--lang", metavar="zh|en", help="language (default: from the locale)")
     d.add_argument("--speed", type=float, default=DEMO_SPEED, metavar="X",
                    help=f"emulator speed factor (default {DEMO_SPEED:g})")
-    add_baud_option(d)
+    add_baud_option(d, help="the emulated terminal's line rate, in baud (default 115200): the emulator moves "
+                            "bytes at it and the TUI's timers follow it")
     d.set_defaults(func=run_demo)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from protocols.framing import MAX_PAYLOAD, OVERHEAD
 
+#: the smallest maximum payload a session may negotiate (docs/protocol.md section 6)
+MIN_PAYLOAD = 128
 #: the line speed when nobody says otherwise
 DEFAULT_BAUD = 115200
 #: bits a byte takes on the line at 8N1
@@ -51,41 +53,51 @@ def max_frame(max_payload: int = MAX_PAYLOAD) -> int:
     return OVERHEAD + max_payload
 
 
-def response_timeout(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+def response_timeout(baud: int, max_payload: int = MAX_PAYLOAD, *, base: float = RESPONSE_BASE) -> float:
     """``T_resp``: how long to wait, after the last byte of a frame, for its answer.
 
-    500 ms plus two maximal frames' line time: one already on the line ahead of the answer, and
-    the answer itself.  680 ms at 115200 baud before HELLO; 17.75 s at 1200.
+    500 ms (``base``) plus two maximal frames' line time: one already on the line ahead of the
+    answer, and the answer itself.  680 ms at 115200 baud before HELLO; 17.75 s at 1200.
     """
-    return RESPONSE_BASE + 2 * line_time(max_frame(max_payload), baud)
+    return base + 2 * line_time(max_frame(max_payload), baud)
 
 
-def inter_byte_timeout(baud: int) -> float:
+def inter_byte_timeout(baud: int, *, floor: float = INTER_BYTE_FLOOR) -> float:
     """``T_ib``: silence inside a frame after which its partial bytes are dropped.
 
-    100 ms, or 24 byte times where that is longer (below 2400 baud).
+    100 ms (``floor``), or 24 byte times where that is longer (below 2400 baud).
     """
-    return max(INTER_BYTE_FLOOR, line_time(INTER_BYTE_CHARS, baud))
+    return max(floor, line_time(INTER_BYTE_CHARS, baud))
 
 
-def send_schedule(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+def send_schedule(baud: int, max_payload: int = MAX_PAYLOAD, *, base: float = RESPONSE_BASE,
+                  retransmits: int = RETRANSMITS) -> float:
     """``T_sched``: from a frame's first send until its last retransmission has had its answer
     time: every one of the four sends crossing the line and waiting out ``T_resp``."""
-    per_send = line_time(max_frame(max_payload), baud) + response_timeout(baud, max_payload)
-    return (RETRANSMITS + 1) * per_send
+    per_send = line_time(max_frame(max_payload), baud) + response_timeout(baud, max_payload, base=base)
+    return (retransmits + 1) * per_send
+
+
+def request_budget(baud: int, max_payload: int = MAX_PAYLOAD, *, base: float = RESPONSE_BASE,
+                   retransmits: int = RETRANSMITS) -> float:
+    """The least overall time a host may give one request: ``T_sched`` plus, for each send, the
+    one maximal frame more it waits while an answer is still arriving (section 5)."""
+    return (send_schedule(baud, max_payload, base=base, retransmits=retransmits)
+            + (retransmits + 1) * line_time(max_frame(max_payload), baud))
 
 
 def session_timeout(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
     """``T_session``: silence from the host after which the terminal closes the session.
 
-    10 s, or at slow rates twice the longest a host may legitimately stay silent: one request's
-    answer time (``T_resp``) after a maximal frame (25 s at 2400 baud, 53 s at 1200 with
-    1024-byte payloads), so a retransmitted page request still finds its session.
+    10 s, or where it is longer one request's whole schedule and one more answer time,
+    ``T_sched + T_resp``: a host retransmitting on a bad line is never taken for a host that
+    left (17.6 s at 9600 baud, 62.9 s at 2400, 123 s at 1200 with 1024-byte payloads).
     """
-    return max(SESSION_TIMEOUT, 2 * (line_time(max_frame(max_payload), baud) + response_timeout(baud, max_payload)))
+    return max(SESSION_TIMEOUT, send_schedule(baud, max_payload) + response_timeout(baud, max_payload))
 
 
-def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
+def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD, *, base: float = RESPONSE_BASE,
+                        retransmits: int = RETRANSMITS, progress: float = PROGRESS_INTERVAL) -> float:
     """``T_lost``: silence from a running self-test after which the host calls it lost.
 
     The terminal sends progress at least every ``PROGRESS_INTERVAL``; the next report may wait
@@ -94,10 +106,30 @@ def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD) -> float:
     ``PROGRESS_INTERVAL + line time of a maximal frame + T_sched`` (4.2 s at 115200 baud
     with 1024-byte payloads, 3.2 s with 128; 115 s at 1200 baud with 1024).
     """
-    return PROGRESS_INTERVAL + line_time(max_frame(max_payload), baud) + send_schedule(baud, max_payload)
+    return (progress + line_time(max_frame(max_payload), baud)
+            + send_schedule(baud, max_payload, base=base, retransmits=retransmits))
 
 
-__all__ = ["BITS_PER_BYTE", "BUSY_BACKOFF", "CHALLENGE_VALIDITY", "CONFIRM_TIMEOUT", "DEFAULT_BAUD",
-           "INTER_BYTE_CHARS", "INTER_BYTE_FLOOR", "KEEPALIVE_IDLE", "PROGRESS_INTERVAL", "RESPONSE_BASE",
-           "RETRANSMITS", "SESSION_TIMEOUT", "inter_byte_timeout", "line_time", "max_frame", "response_timeout",
-           "selftest_lost_after", "send_schedule", "session_timeout"]
+__all__ = [
+    "BITS_PER_BYTE",
+    "BUSY_BACKOFF",
+    "CHALLENGE_VALIDITY",
+    "CONFIRM_TIMEOUT",
+    "DEFAULT_BAUD",
+    "INTER_BYTE_CHARS",
+    "INTER_BYTE_FLOOR",
+    "KEEPALIVE_IDLE",
+    "MIN_PAYLOAD",
+    "PROGRESS_INTERVAL",
+    "RESPONSE_BASE",
+    "RETRANSMITS",
+    "SESSION_TIMEOUT",
+    "inter_byte_timeout",
+    "line_time",
+    "max_frame",
+    "request_budget",
+    "response_timeout",
+    "selftest_lost_after",
+    "send_schedule",
+    "session_timeout",
+]

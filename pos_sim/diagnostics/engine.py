@@ -225,11 +225,23 @@ class DiagnosticsEngine:
         running: dict[str, SelfTestRun] = {}
         retries = dict.fromkeys(components, RETRIES)
         noisy = dict.fromkeys(components, NOISY_RETRIES)
+        #: components whose SELFTEST_START went unanswered: the terminal may have started them
+        unanswered_start: set[str] = set()
         while waiting or running:
             for component in list(waiting):
                 try:
                     run = self.terminal.start_self_test(component, wire_plan, person)
                 except RequestRefused as exc:
+                    if exc.reason == "busy" and component in unanswered_start and not running:
+                        # with nothing else of ours running, busy means this very component is
+                        # testing: our earlier START went out and only its answers were lost
+                        run = self.terminal.watch_self_test(component)
+                        unanswered_start.discard(component)
+                        waiting.remove(component)
+                        running[component] = run
+                        run.on_progress(self._progress.put)
+                        self.on_update(Update("started", component))
+                        continue
                     if exc.reason == "busy" and running:
                         continue   # the terminal runs what it can; try again when one finishes
                     waiting.remove(component)
@@ -237,6 +249,7 @@ class DiagnosticsEngine:
                     continue
                 except DriverError as exc:
                     if self._retry(exc, component, retries, noisy):
+                        unanswered_start.add(component)
                         continue
                     if isinstance(exc, SessionLost):   # it never started: not run, not lost
                         return self._abandon(exc, None, waiting, running, report)
@@ -255,8 +268,9 @@ class DiagnosticsEngine:
                     if self._retry(exc, component, retries, noisy):
                         waiting.append(component)
                         continue
-                    if isinstance(exc, SelfTestLost) and exc.noisy and self.terminal.link.error is None:
-                        # the line, not the terminal: this test is lost, the others go on
+                    if (isinstance(exc, SelfTestLost) and exc.noisy and noisy[component] <= 0
+                            and self.terminal.link.error is None and self._still_answers()):
+                        # the line, not the terminal (it answers still): this test is lost, the others go on
                         f = self._error_finding(component, exc)
                         report.results.append(f)
                         if not any(c.code == f.code for c in report.communication):

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from pos_sim.emulator.errors import ScenarioError
 from pos_sim.emulator.faults import component_of
+from protocols import timing
 from protocols.codes import (
     Bearer,
     CodeEnum,
@@ -40,7 +41,7 @@ from protocols.framing import MAX_PAYLOAD
 SCENARIO_DIR: Final[Traversable] = resources.files("pos_sim.emulator").joinpath("scenarios")
 
 #: the smallest max_payload a terminal may declare: INFO_REPLY and a transaction record must fit
-MIN_PAYLOAD = 128
+MIN_PAYLOAD = timing.MIN_PAYLOAD
 
 ParamValue = int | float | bool | str | tuple[str, ...] | tuple[tuple[str, ...], ...]
 

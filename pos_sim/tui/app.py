@@ -460,7 +460,7 @@ class PosSimApp(App[int]):
                 continue
             try:
                 info = term.info()
-                term.deadline = None
+                term.set_deadline(None)
             except DriverError as exc:
                 term.close()
                 self.post_message(ConnectFailed(str(exc)))
@@ -849,7 +849,7 @@ class PosSimApp(App[int]):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = (self.report_dir or Path.cwd()) / f"pos-sim-capture-{self.serial or 'unknown'}-{stamp}.cap"
         try:
-            writer = CaptureWriter(path, port=self.port or "", baud=self.timings.baud)
+            writer = CaptureWriter(path, port=self.port or "", baud=self.terminal.link.timings.baud)
         except (OSError, CaptureError) as exc:
             self.notify(ui_text("capture_failed", self.lang, why=exc), severity="error")
             return

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
-from drivers.errors import ResponseTimeout, SelfTestLost
+from drivers.errors import RequestRefused, ResponseTimeout, SelfTestLost
 from drivers.link import Link, LinkTimings
 from drivers.terminal import SelfTestRun, Terminal
 from drivers.transport import open_port
@@ -51,9 +52,9 @@ def terminal(peer: PtyPeer, timings: LinkTimings | None = None) -> Terminal:
 
 
 def damaged(msg_type: MessageType, fields: dict[str, object], *, seq: int, flags: int) -> bytes:
-    """The frame with one payload byte flipped: intact sync and header, failing CRC."""
+    """The frame with one bit of its CRC flipped: intact sync, header and payload, failing CRC."""
     data = bytearray(encode_message(msg_type, fields, seq=seq, flags=flags))
-    data[len(data) // 2] ^= 0x10
+    data[-1] ^= 0x10
     return bytes(data)
 
 
@@ -158,3 +159,70 @@ def test_a_request_with_side_effects_is_never_asked_again(peer: PtyPeer, pool: T
             fut.result(timeout=10)
         assert caught.value.noisy
         assert peer.quiet(FAST.response_timeout * 2) == []
+
+
+# -- a NAK is definite only when no send went unanswered ---------------------------------------------
+
+NAK = {"reason": "not_permitted"}
+
+
+def _lifecycle_request(pool: ThreadPoolExecutor, term: Terminal) -> Future[Any]:
+    return pool.submit(term.link.request, MessageType.INFO_REQUEST)
+
+
+@pytest.mark.parametrize(("answers", "definite"), [
+    # each send's answer: None = silence, else a NAK reason; the last is final
+    ([None, "not_permitted"], False),                      # the first send may have been executed
+    (["busy", "not_permitted"], True),                     # every send refused: none executed
+    (["bad_crc", "busy", None, "not_permitted"], False),
+    (["bad_crc", "bad_crc", "bad_crc", "bad_crc"], True),  # four refusals, the last one final
+    (["malformed"], True),
+])
+def test_a_nak_is_definite_only_when_every_send_was_answered(peer: PtyPeer, pool: ThreadPoolExecutor,
+                                                             answers: list[str | None], definite: bool) -> None:
+    with terminal(peer, FAST) as term:
+        fut = _lifecycle_request(pool, term)
+        for answer in answers:
+            req = peer.expect_message(MessageType.INFO_REQUEST, timeout=5)
+            if answer is not None:
+                peer.send(MessageType.NAK, {"reason": answer}, seq=req.seq)
+        with pytest.raises(RequestRefused) as caught:
+            fut.result(timeout=10)
+        assert caught.value.reason == answers[-1]
+        assert caught.value.definite is definite
+
+
+# -- keep-alives on a noisy line ------------------------------------------------------------------
+
+def test_a_keepalive_whose_answers_were_spoilt_is_asked_again_not_the_end(peer: PtyPeer) -> None:
+    timings = LinkTimings(response_base=0.1, inter_byte=0.05, keepalive_idle=0.2)
+    link = Link(open_port(peer.path, read_timeout=timings.read_slice), timings=timings).start()
+    link.keepalive = True
+    try:
+        first = peer.expect_message(MessageType.PING)
+        for send in range(4):   # every send of the first keep-alive answered, spoilt on the line
+            req = first if send == 0 else peer.expect_message(MessageType.PING)
+            assert req.seq == first.seq
+            peer.write(damaged(MessageType.PONG, {"uptime_ms": 1000}, seq=req.seq, flags=int(FrameFlag.RESPONSE)))
+        again = peer.expect_message(MessageType.PING)
+        assert again.seq != first.seq           # a new keep-alive at once, not the link going down
+        peer.send(MessageType.PONG, {"uptime_ms": 2000}, seq=again.seq)
+        time.sleep(0.1)
+        assert link.alive and link.error is None
+    finally:
+        link.close()
+
+
+def test_a_keepalive_met_with_silence_takes_the_link_down(peer: PtyPeer) -> None:
+    timings = LinkTimings(response_base=0.1, inter_byte=0.05, keepalive_idle=0.2)
+    link = Link(open_port(peer.path, read_timeout=timings.read_slice), timings=timings).start()
+    link.keepalive = True
+    try:
+        sends = [peer.expect_message(MessageType.PING) for _ in range(4)]
+        assert len({f.seq for f in sends}) == 1
+        deadline = time.monotonic() + 10
+        while link.error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert isinstance(link.error, ResponseTimeout) and "keep-alives" in str(link.error)
+    finally:
+        link.close()

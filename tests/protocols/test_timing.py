@@ -8,6 +8,7 @@ document and the code cannot drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_the_spec_table_matches_the_formulas() -> None:
     header = re.search(r"^\| timer \| formula \| (.+) \|$", text, re.M)
     assert header, "docs/protocol.md section 5 lost its timer table"
     rates = [int(c.strip()) for c in header.group(1).split("|")]
-    rows = {
+    rows: dict[str, Callable[[int], float]] = {
         "line time of a maximal frame": lambda b: timing.line_time(1035, b),
         "inter-byte timeout": timing.inter_byte_timeout,
         "response timeout": timing.response_timeout,
@@ -90,11 +91,22 @@ def test_the_spec_table_matches_the_formulas() -> None:
             assert abs(formula(rate) - seconds) <= tolerance, (name, rate, cell, formula(rate))
 
 
-def test_the_terminal_keeps_a_session_through_one_slow_answer() -> None:
-    # by hand: 2400 baud, F = 1035: line 4.3125 s, T_resp 9.125 s -> 2 x 13.4375 = 26.875 s
-    assert timing.session_timeout(2400) == pytest.approx(26.875)
-    assert timing.session_timeout(1200) == pytest.approx(52.75)
-    assert timing.session_timeout(9600) == timing.session_timeout(921600) == 10.0
+def test_the_terminal_keeps_a_session_through_a_whole_retransmit_schedule() -> None:
+    # by hand, F = 1035: 2400 baud: line 4.3125 s, T_resp 9.125 s, T_sched 4 x 13.4375 = 53.75 s,
+    # T_session = 53.75 + 9.125 = 62.875 s; 1200: 105.5 + 17.75; 9600: 14.9375 + 2.65625
+    assert timing.session_timeout(2400) == pytest.approx(62.875)
+    assert timing.session_timeout(1200) == pytest.approx(123.25)
+    assert timing.session_timeout(9600) == pytest.approx(17.59375)
+    assert timing.session_timeout(19200) == pytest.approx(10.05, abs=0.01)
+    assert timing.session_timeout(38400) == timing.session_timeout(921600) == 10.0
     for baud in (1200, 2400, 4800, 9600, 115200):
-        # the host may be silent for a whole answer time after its request crossed the line
-        assert timing.session_timeout(baud) > timing.line_time(1035, baud) + timing.response_timeout(baud)
+        # the host may be silent from its first send until its last one has waited T_resp
+        longest_silence = 3 * (timing.line_time(1035, baud) + timing.response_timeout(baud)) + \
+            timing.response_timeout(baud)
+        assert timing.session_timeout(baud) > longest_silence
+
+
+def test_an_overall_limit_leaves_room_for_answers_still_arriving() -> None:
+    # T_sched plus one maximal frame a send: 115200 -> 3.078125 + 4 x 0.08984375
+    assert timing.request_budget(115200) == pytest.approx(3.4375)
+    assert LinkTimings(baud=115200).request_budget == pytest.approx(3.4375)

@@ -62,6 +62,8 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
         value = values[-1]
         try:
             if key == "baud":
+                if not value.isdigit() or int(value) <= 0:
+                    raise SerialException(f"{url}: option baud={value!r} is not a positive whole number of baud")
                 options[key] = int(value)
             elif key == "state":
                 options["state_path"] = value
@@ -109,14 +111,14 @@ class Serial(NoModemLines, SerialBase):  # type: ignore[misc]  # pyserial ships 
         try:
             server = EmulatorServer(target, **options)
         except (EmulatorError, ValueError) as exc:
-            raise SerialException(f"could not open port {self.portstr}: {exc}") from exc
+            raise SerialException(str(exc)) from exc
         ours, theirs = socket.socketpair()
         try:
             server.serve_fd(theirs.detach())
         except EmulatorError as exc:
             ours.close()
             server.stop()
-            raise SerialException(f"could not open port {self.portstr}: {exc}") from exc
+            raise SerialException(str(exc)) from exc
         ours.setblocking(False)
         self._socket = ours
         self._abort_read = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
