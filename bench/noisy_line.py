@@ -85,12 +85,13 @@ def emulator(scenario: str, speed: float, env: dict[str, str]) -> Iterator[str]:
             proc.wait()
 
 
-def diag(port: str, env: dict[str, str]) -> tuple[int, dict[str, Any], float]:
+def diag(port: str, env: dict[str, str], capture: Path | None = None) -> tuple[int, dict[str, Any], float]:
     """One `pos-sim diag` process: (exit status, its JSON, seconds)."""
     t0 = time.perf_counter()
+    extra = ["--capture", str(capture)] if capture is not None else []
     r = subprocess.run([sys.executable, "-m", "pos_sim.cli", "diag", port, "--non-interactive", "--json",
-                        "--no-record", "--lang", "en"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                       env=env, timeout=600, check=False)
+                        "--no-record", "--lang", "en", *extra], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, env=env, timeout=600, check=False)
     seconds = time.perf_counter() - t0
     try:
         report = json.loads(r.stdout)
@@ -110,7 +111,7 @@ def classify(status: int, report: dict[str, Any], reference: dict[str, str], sec
     return RunOutcome(status, verdicts, communication, errors, clean, seconds)
 
 
-def run_bench(runs: int, speed: float, out: Any = sys.stdout) -> list[RunOutcome]:
+def run_bench(runs: int, speed: float, out: Any = sys.stdout, keep: Path | None = None) -> list[RunOutcome]:
     """The reference run on a clean line, then ``runs`` runs on the noisy one; prints as it goes."""
     env = {**os.environ, "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,8 +127,11 @@ def run_bench(runs: int, speed: float, out: Any = sys.stdout) -> list[RunOutcome
         outcomes: list[RunOutcome] = []
         with emulator(SCENARIO, speed, env) as port:
             for i in range(1, runs + 1):
-                status, report, seconds = diag(port, env)
+                capture = keep / f"run-{i:02d}.cap.gz" if keep is not None else None
+                status, report, seconds = diag(port, env, capture)
                 o = classify(status, report, reference, seconds)
+                if capture is not None and o.clean:
+                    capture.unlink(missing_ok=True)   # keep only the runs worth reading
                 outcomes.append(o)
                 retransmits = report.get("link", {}).get("retransmits", "?")
                 print(f"run {i:2d}: exit {status:3d}  {'clean' if o.clean else 'NOT CLEAN'}  {seconds:5.1f} s  "
@@ -141,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--speed", type=float, default=1.0, help="emulator speed factor (1: real durations)")
+    p.add_argument("--keep-captures", metavar="DIR", type=Path,
+                   help="record every run (pos-sim diag --capture) and keep the captures of runs that were not clean")
     args = p.parse_args(argv)
-    outcomes = run_bench(args.runs, args.speed)
+    if args.keep_captures is not None:
+        args.keep_captures.mkdir(parents=True, exist_ok=True)
+    outcomes = run_bench(args.runs, args.speed, keep=args.keep_captures)
     clean = sum(o.clean for o in outcomes)
     component_errors = sum(1 for o in outcomes for e in o.errors if ":" in e)
     ratio = clean / len(outcomes)

@@ -258,12 +258,16 @@ class Link:
 
     @property
     def damage(self) -> int:
-        """Frames the deframer threw away after their sync and header: a failed CRC or a frame
-        cut short.  Rising while the terminal talks means the line spoils its frames; bytes with
-        no sync in them (a wrong baud rate, another device) do not count, nor a frame too long
-        or of another version, which a terminal sends the same way every time."""
+        """A count that rises when the line spoils the terminal's frames (never falls).
+
+        Frames thrown away after their sync and header (a failed CRC, cut short, a bad length or
+        version) always count.  Once the terminal has sent one intact frame, so that this is its
+        port at its rate, every byte thrown away counts too: a flipped sync byte makes garbage of
+        a whole frame.  Before that, bytes with no sync in them are a wrong baud rate or another
+        device, not a noisy line, and do not count."""
         d = self.deframer.stats
-        return d.bad_crc + d.partial_dropped
+        shaped = d.bad_crc + d.partial_dropped + d.oversize + d.bad_version
+        return shaped + (d.bytes_dropped if self.stats.frames_in else 0)
 
     @property
     def alive(self) -> bool:

@@ -120,6 +120,20 @@ def test_silence_amid_damaged_frames_is_a_noisy_loss(peer: PtyPeer, pool: Thread
         assert caught.value.noisy and "noisy line" in str(caught.value)
 
 
+def test_a_result_with_its_sync_spoilt_is_noise_too(peer: PtyPeer, pool: ThreadPoolExecutor) -> None:
+    # a flipped sync byte turns the whole frame into garbage: no CRC to fail, but once the
+    # terminal has sent intact frames on this port, bytes thrown away are the line's doing
+    with terminal(peer) as term:
+        run = started(peer, pool, term)
+        data = bytearray(encode_message(MessageType.SELFTEST_RESULT, RESULT, seq=901, flags=EVENT))
+        data[0] ^= 0x01
+        peer.write(bytes(data))
+        with pytest.raises(SelfTestLost) as caught:
+            run.wait()
+        assert caught.value.noisy
+        assert term.link.deframer.stats.bad_crc == 0
+
+
 FAST = LinkTimings(response_base=0.15, inter_byte=0.05, keepalive_idle=3600)
 
 
