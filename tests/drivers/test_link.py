@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -21,19 +20,6 @@ INFO = {"manufacturer": "SimPOS", "model": "SP-M7", "serial": "SP1", "hardware_r
         "lifecycle": "bound", "merchant_id": "", "activated_at": 0, "clock": 0}
 RETRANSMIT = int(FrameFlag.RETRANSMIT)
 EVENT = int(FrameFlag.EVENT)
-
-
-@pytest.fixture
-def peer() -> Iterator[PtyPeer]:
-    p = PtyPeer()
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        yield ex
 
 
 def make_link(peer: PtyPeer, timings: LinkTimings = FAST, **kw: Any) -> Link:

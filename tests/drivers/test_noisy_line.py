@@ -9,7 +9,6 @@ T_resp = 0.5 + 2 x 10350 / 115200 = 0.680 s, T_lost = 1 + 0.0898 + 4 x (0.0898 +
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -31,19 +30,6 @@ INFO = {"manufacturer": "SimPOS", "model": "SP-M7", "serial": "SP1", "hardware_r
         "lifecycle": "bound", "merchant_id": "", "activated_at": 0, "clock": 0}
 RESULT = {"component": "printer", "plan": "full", "outcome": "passed", "code": "none", "duration_ms": 900,
           "measurements": [], "note": "all checks passed"}
-
-
-@pytest.fixture
-def peer() -> Iterator[PtyPeer]:
-    p = PtyPeer()
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        yield ex
 
 
 def terminal(peer: PtyPeer, timings: LinkTimings | None = None) -> Terminal:

@@ -141,19 +141,6 @@ def test_a_terminal_that_started_again_is_not(up_ms: int, gap: float, share: flo
 # -- the link, against a terminal played on a pty -----------------------------------------------
 
 
-@pytest.fixture
-def peer() -> Iterator[PtyPeer]:
-    p = PtyPeer()
-    yield p
-    p.close()
-
-
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        yield ex
-
-
 KEEPALIVE = LinkTimings(response_base=0.15, inter_byte=0.05, keepalive_idle=0.15, busy_backoff=0.05)
 
 

@@ -16,7 +16,7 @@ import pytest
 from drivers.link import Link, LinkTimings
 from drivers.terminal import Terminal
 from drivers.transport import open_port
-from pos_sim.diagnostics.engine import NOISY_RETRIES, DiagnosticsEngine
+from pos_sim.diagnostics.engine import NOISY_RETRIES, DiagnosticReport, DiagnosticsEngine
 from protocols import Frame, MessageType, encode_message
 from protocols.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
@@ -86,20 +86,20 @@ def peer() -> Iterator[PtyPeer]:
     p.close()
 
 
-def engine_on(peer: PtyPeer) -> tuple[Terminal, DiagnosticsEngine]:
+def run_power_test(peer: PtyPeer, on_start: Callable[[int], str]) -> tuple[DiagnosticReport, ScriptedTerminal]:
+    """The quick plan's power test against a scripted terminal; the report and the script."""
+    script = ScriptedTerminal(peer, on_start)
     link = Link(open_port(peer.path, read_timeout=TIMINGS.read_slice), timings=TIMINGS).start()
     term = Terminal(link)
-    return term, DiagnosticsEngine(term, lang="en")
-
-
-def test_a_result_spoilt_twice_is_run_again_and_keeps_its_verdict(peer: PtyPeer) -> None:
-    script = ScriptedTerminal(peer, lambda n: "spoilt" if n <= 2 else "intact")
-    term, engine = engine_on(peer)
     try:
-        report = engine.run("quick", ["power"], interactive=False)
+        return DiagnosticsEngine(term, lang="en").run("quick", ["power"], interactive=False), script
     finally:
         term.close()
         script.close()
+
+
+def test_a_result_spoilt_twice_is_run_again_and_keeps_its_verdict(peer: PtyPeer) -> None:
+    report, script = run_power_test(peer, lambda n: "spoilt" if n <= 2 else "intact")
     [finding] = report.results
     assert (finding.component, finding.verdict) == ("power", "pass")
     assert script.starts == 3
@@ -107,13 +107,7 @@ def test_a_result_spoilt_twice_is_run_again_and_keeps_its_verdict(peer: PtyPeer)
 
 
 def test_a_result_spoilt_every_time_is_lost_alone(peer: PtyPeer) -> None:
-    script = ScriptedTerminal(peer, lambda n: "spoilt")
-    term, engine = engine_on(peer)
-    try:
-        report = engine.run("quick", ["power"], interactive=False)
-    finally:
-        term.close()
-        script.close()
+    report, script = run_power_test(peer, lambda n: "spoilt")
     [finding] = report.results
     assert (finding.verdict, finding.code) == ("error", "selftest_lost")
     assert script.starts == 1 + NOISY_RETRIES
@@ -121,13 +115,7 @@ def test_a_result_spoilt_every_time_is_lost_alone(peer: PtyPeer) -> None:
 
 
 def test_a_terminal_that_stops_answering_on_a_noisy_line_is_not_run_again(peer: PtyPeer) -> None:
-    script = ScriptedTerminal(peer, lambda n: "hang")
-    term, engine = engine_on(peer)
-    try:
-        report = engine.run("quick", ["power"], interactive=False)
-    finally:
-        term.close()
-        script.close()
+    report, script = run_power_test(peer, lambda n: "hang")
     [finding] = report.results
     assert (finding.verdict, finding.code) == ("error", "selftest_lost")
     assert script.starts == 1            # its PING went unanswered: hung, not a spoilt result
