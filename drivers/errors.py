@@ -1,7 +1,7 @@
 """The driver layer's exception family.
 
 Every failure that reaches a caller is a :class:`DriverError` carrying the exit-status bit it
-stands for (DESIGN.md: 2 the port could not be opened, 4 protocol or communication failure) and
+stands for (docs/diagnostics.md: 2 the port could not be opened, 4 protocol or communication failure) and
 a message a technician can act on.  pyserial's ``SerialException``, ``OSError`` and
 ``termios.error`` never leave the package: a pulled cable is :class:`DeviceDisconnected`
 whatever the operating system said.

@@ -1,6 +1,6 @@
 """The ``pos-sim`` command line.
 
-Exit status follows DESIGN.md (smartctl's model): a bitmask where 1 means a bad command line,
+Exit status follows docs/diagnostics.md (smartctl's model): a bitmask where 1 means a bad command line,
 2 the port could not be opened, 4 a protocol or communication failure, 8 a component failed,
 16 a warning the merchant can fix, 32 the terminal is locked, 64 the event log holds errors.
 Every failure is one line on stderr, never a traceback.

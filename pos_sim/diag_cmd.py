@@ -3,7 +3,7 @@
 Human output is a compact table (coloured on a terminal; ``NO_COLOR`` respected), progress while
 tests run, and a "for the repair ticket" block.  ``--json`` prints one object (schema in
 ``pos_sim/diagnostics/report.schema.json``, fields in docs/diagnostics.md).  The exit status is
-the bitmask of DESIGN.md.
+the bitmask of docs/diagnostics.md, "Exit status".
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class Component(CodeEnum):
 
 
 class LifecycleState(CodeEnum):
-    """Where a terminal is in its life (DOMAIN.md, 'The terminal's life')."""
+    """Where a terminal is in its life (docs/lifecycle.md)."""
 
     unactivated = 0, "as shipped, or after unbind, revoke or factory reset"
     activated = 1, "activated with an activation code and merchant id"

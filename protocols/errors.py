@@ -3,7 +3,7 @@
 Everything that goes wrong while framing, deframing, encoding or decoding leaves the
 ``protocols`` package as a :class:`ProtocolError` (or one of its subclasses), never as a
 ``construct`` error, ``struct.error`` or ``UnicodeDecodeError``.  Each class carries the bit of
-the command line's exit status that it stands for (DESIGN.md, "Exit status").
+the command line's exit status that it stands for (docs/diagnostics.md, "Exit status").
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ Language = Literal["zh-CN", "en"]
 #: the languages every text exists in, in the order the data file lists them
 LANGUAGES: Final[tuple[Language, ...]] = ("zh-CN", "en")
 
-#: a component's verdict in a diagnostic run (DESIGN.md, "Exit status and JSON")
+#: a component's verdict in a diagnostic run (docs/diagnostics.md, "Verdicts")
 VERDICTS: Final[tuple[str, ...]] = ("pass", "warn", "fail", "skipped", "error")
 #: the run's overall verdict: needs_attention = the merchant can fix it, locked = tamper
 OVERALL_VERDICTS: Final[tuple[str, ...]] = ("ok", "needs_attention", "needs_repair", "locked")
@@ -76,7 +76,7 @@ DATA_FILE: Final = "catalogue.toml"
 
 
 class Category(enum.StrEnum):
-    """How a technician files a fault (DOMAIN.md, "Fault categories the guides use")."""
+    """How a technician files a fault (docs/diagnostics.md, the JSON's ``category``)."""
 
     hardware = "hardware"
     software = "software"
@@ -539,7 +539,7 @@ class _Checker:
                 raise self.fail(where, "a host-side fault needs its own lower_case key, not a FaultCode name")
             host_faults[key] = self.entry(key, value, where, None, LINK)
             if host_faults[key].category is not Category.communication:
-                # the link failing is never a component's fault (DESIGN.md, issue 4 item 3)
+                # the link failing is never a component's fault (docs/diagnostics.md, "Verdicts")
                 raise self.fail(f"{where}.category", "a host-side link fault must be 'communication'")
 
         return Catalogue(self.source, faults, host_faults, labels, component_category, outcome_verdict, generic)

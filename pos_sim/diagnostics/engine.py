@@ -37,7 +37,7 @@ from pos_sim.diagnostics.catalogue import Catalogue, FaultEntry, load_catalogue,
 
 SCHEMA_VERSION = 1
 
-#: exit-status bits (DESIGN.md, smartctl's model)
+#: exit-status bits (docs/diagnostics.md, smartctl's model)
 EXIT_USAGE, EXIT_OPEN, EXIT_COMMUNICATION = 1, 2, 4
 EXIT_FAILED, EXIT_WARNING, EXIT_LOCKED, EXIT_EVENT_LOG = 8, 16, 32, 64
 
@@ -417,7 +417,7 @@ class DiagnosticsEngine:
 
 
 def exit_status(report: DiagnosticReport) -> int:
-    """The exit-status bitmask of DESIGN.md for a report."""
+    """The exit-status bitmask of docs/diagnostics.md for a report."""
     status = 0
     for f in report.results:
         if f.verdict == "fail":

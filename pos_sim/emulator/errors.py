@@ -1,8 +1,8 @@
 """The emulator's exception family: one base, a few precise subclasses.
 
-Each class carries the exit status the ``emulate`` command uses for it (DESIGN.md, "Exit
-status"): a scenario or state file that cannot be used is a bad command line (1), a line that
-cannot be opened is a port failure (2).
+Each class carries the exit status the ``emulate`` command uses for it (docs/emulator.md): a
+scenario or state file that cannot be used is a bad command line (1), a line that cannot be
+opened is a port failure (2).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The registry of devices, diagnostic runs, backups, repair tickets and the audit log.
 
-See :mod:`pos_sim.registry.registry` and DESIGN.md ("Registry and lifecycle").
+See :mod:`pos_sim.registry.registry` and docs/lifecycle.md ("Registry and audit").
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class Backup(Base):
 
 
 class Ticket(Base):
-    """A repair ticket, with the materials checklist of DOMAIN.md as booleans."""
+    """A repair ticket, with the materials checklist of docs/lifecycle.md as booleans."""
 
     __tablename__ = "repair_tickets"
 

@@ -72,7 +72,7 @@ TICKET_NEXT: dict[str, tuple[str, ...]] = {
     "returned": ("closed",),
     "closed": (),
 }
-#: what a repair ticket needs (DOMAIN.md, "What a repair ticket needs")
+#: what a repair ticket needs (docs/lifecycle.md, "Repair tickets")
 MATERIALS = ("owner_identity", "proof_of_purchase", "model_and_serial", "fault_description", "photos",
              "repair_payment", "invoice")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
