@@ -326,11 +326,13 @@ class Terminal:
         tap, for instance); it owns the port from then on.
         """
         ser, t = open_line(port, baud=baud, timings=timings)
+        linked = False
         try:
             link = Link(wrap(ser) if wrap is not None else ser, timings=t, name=port, on_frame=on_frame)
-        except BaseException:
-            ser.close()   # a wrap that failed (a capture that cannot be written) leaves no port open
-            raise
+            linked = True
+        finally:
+            if not linked:   # a wrap that failed (a capture that cannot be written) leaves no port open
+                ser.close()
         term = cls(link, lost_after=lost_after)
         term.set_deadline(timeout)
         link.start()

@@ -22,8 +22,9 @@ import serial
 import serial.rfc2217
 
 from drivers.errors import DriverError, PermissionDenied, PortBusy, PortNotFound, PortOpenError
+from protocols import timing
 
-DEFAULT_BAUD = 115200
+DEFAULT_BAUD = timing.DEFAULT_BAUD
 #: how long the I/O thread blocks in one read when nothing arrives (it is woken early to send)
 READ_SLICE = 0.02
 #: longest a write may block (a device that stopped reading) on backends that can bound it
