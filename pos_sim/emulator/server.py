@@ -102,7 +102,8 @@ class EmulatorServer:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stopping = False
         self._unplug_requested = False
-        self._budget: int | None = None
+        #: the cut, as a count of bytes crossed (both ways, as ``stats`` counts them)
+        self._cut_at: int | None = None
         self._reboots: list[_Reboot] = []
         #: how many times :meth:`restart` power-cycled the terminal
         self.restarts = 0
@@ -215,7 +216,9 @@ class EmulatorServer:
             self.unplug()
             return
         with self._lock:
-            self._budget = n
+            # from the same counters as ``stats``: a write the host has already read is counted
+            # the moment it is made, so it can never be charged to a cut set after it
+            self._cut_at = self._bytes_in + self._bytes_out + n
         self._wake()
 
     def restart(self) -> None:
@@ -431,19 +434,16 @@ class EmulatorServer:
     def _spend(self, n: int) -> int:
         """How many of ``n`` bytes may still cross before the cut (all of them without one)."""
         with self._lock:
-            return n if self._budget is None else min(n, self._budget)
+            if self._cut_at is None:
+                return n
+            return max(0, min(n, self._cut_at - self._bytes_in - self._bytes_out))
 
-    def _spent(self, n: int) -> None:
+    def _check_cut(self) -> None:
+        """Close the line once the bytes counted so far reach the cut."""
         with self._lock:
-            if self._budget is not None:
-                self._budget -= n
-                if self._budget <= 0:
-                    self._budget = None
-                    cut = True
-                else:
-                    cut = False
-            else:
-                cut = False
+            cut = self._cut_at is not None and self._bytes_in + self._bytes_out >= self._cut_at
+            if cut:
+                self._cut_at = None
         if cut:
             self._close_line()
 
@@ -452,9 +452,10 @@ class EmulatorServer:
         if self._rx.pending:
             data = self._rx.take(now, self._spend(self._rx.pending))
             if data:
-                self._bytes_in += len(data)
+                with self._lock:
+                    self._bytes_in += len(data)
                 engine.receive(data, now)
-                self._spent(len(data))
+                self._check_cut()
                 if self._gone():
                     return
         engine.tick(now)
@@ -476,21 +477,23 @@ class EmulatorServer:
         # counted, and a cut announced, before the write: the host may read these bytes and
         # look at the stats before this thread runs again
         with self._lock:
-            final = self._budget is not None and n == self._budget
+            self._bytes_out += n
+            final = self._cut_at is not None and self._bytes_in + self._bytes_out == self._cut_at
         if final:
             self._line_closed.set()
-        self._bytes_out += n
         try:
             written = os.write(self._line_fd, self._unwritten[:n])
         except BlockingIOError:
             written = 0  # the host is not reading; select waits until it is
         except OSError:
-            self._bytes_out -= n
+            with self._lock:
+                self._bytes_out -= n
             self._peer_gone(engine)  # the host went away (EPIPE, ECONNRESET, EIO)
             return
-        self._bytes_out -= n - written
+        with self._lock:
+            self._bytes_out -= n - written
         del self._unwritten[:written]
-        self._spent(written)
+        self._check_cut()
 
     def _gone(self) -> bool:
         # a method, not the attribute: the calls in between may close the line, and mypy
