@@ -23,7 +23,7 @@ def test_ticket_life_is_kept_and_audited(tmp_path: Path) -> None:
     tid = str(ticket["id"])
     assert cli("ticket", "advance", tid, "received", "--note", "at the bench", "--db", db).returncode == 0
     illegal = cli("ticket", "advance", tid, "closed", "--db", db)
-    assert illegal.returncode == 4 and len(illegal.stderr.strip().splitlines()) == 1
+    assert illegal.returncode == 1 and len(illegal.stderr.strip().splitlines()) == 1     # refused: docs/cli.md
     shown = cli("ticket", "show", tid, "--db", db)
     assert "opened → received  at the bench" in shown.stdout and "still needed: proof_of_purchase" in shown.stdout
     listed = json.loads(cli("ticket", "list", "--serial", "SP0000457", "--json", "--db", db).stdout)
@@ -103,5 +103,5 @@ def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
                       ("mysql://u:secret@127.0.0.1:1/x", "driver for mysql://u:***@127.0.0.1:1/x is not installed")]:
         for command in (["devices"], ["audit", "show"], ["ticket", "list"]):
             r = cli(*command, "--db", url)
-            assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, (command, r.stderr)
+            assert r.returncode == 128 and r.stderr.count("\n") == 1 and said in r.stderr, (command, r.stderr)
             assert "secret" not in r.stderr and "Traceback" not in r.stderr
