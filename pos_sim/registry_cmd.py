@@ -145,20 +145,33 @@ def add_ticket_and_audit_parsers(sub: Any) -> None:
                        description="Repair tickets with a timestamped timeline and the materials checklist "
                                    f"({', '.join(MATERIALS)}). States: {' → '.join(TICKET_STATES)}.")
     tsub = t.add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
-    p = tsub.add_parser("open", help="open a ticket for a terminal")
+    p = tsub.add_parser("open", help="open a ticket for a terminal",
+                        description="Open a repair ticket (state opened) for the terminal with this serial "
+                                    "number, with what is wrong and the materials already provided. A serial "
+                                    "the registry has never seen is registered (a dead terminal cannot report "
+                                    "itself), with a warning to check it against the label.")
     p.add_argument("serial", metavar="SERIAL")
     p.add_argument("--fault", required=True, help="what is wrong, in a few words")
     p.add_argument("--have", default="", metavar="LIST",
                    help=f"materials already provided, comma-separated ({','.join(MATERIALS)})")
-    p = tsub.add_parser("show", help="one ticket with its timeline")
+    p = tsub.add_parser("show", help="one ticket with its timeline",
+                        description="One repair ticket: its state, fault, every step with its time and note, "
+                                    "and the checklist items still missing. Exit 1 when there is no such "
+                                    "ticket.")
     p.add_argument("id", type=int, metavar="ID")
-    p = tsub.add_parser("advance", help="move a ticket to its next state")
+    p = tsub.add_parser("advance", help="move a ticket to its next state",
+                        description=f"Move a ticket to STATE, which must follow its state "
+                                    f"({' → '.join(TICKET_STATES)}; awaiting_parts may be skipped), with a note "
+                                    f"and the materials received. A step the states do not allow is refused "
+                                    f"with the ones that may come next (exit 1).")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("state", choices=TICKET_STATES, metavar="STATE", help=", ".join(TICKET_STATES))
     p.add_argument("--note", default="", help="what happened")
     p.add_argument("--have", default="", metavar="LIST",
                    help="materials received with this step, comma-separated (e.g. invoice,repair_payment)")
-    p = tsub.add_parser("list", help="every ticket (or one terminal's)")
+    p = tsub.add_parser("list", help="every ticket (or one terminal's)",
+                        description="Every repair ticket, oldest first, with its timeline; --serial keeps one "
+                                    "terminal's.")
     p.add_argument("--serial", metavar="SERIAL")
     for p in tsub.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -170,9 +183,14 @@ def add_ticket_and_audit_parsers(sub: Any) -> None:
                                    "each record carries the hash of the one before. verify walks the chain "
                                    "and names the first record that was altered.")
     asub = a.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    p = asub.add_parser("show", help="the latest records")
+    p = asub.add_parser("show", help="the latest records",
+                        description="The latest audit records, oldest first, as a table: id, time (UTC), who, "
+                                    "from which host, action, outcome and what it was done to. --json gives "
+                                    "each record's details and hashes.")
     p.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    p = asub.add_parser("verify", help="check the hash chain (exit 4 when broken)")
+    p = asub.add_parser("verify", help="check the hash chain (exit 4 when broken)",
+                        description="Walk the audit log's hash chain from its first record and name the first "
+                                    "one that was altered, removed or does not link to the one before (exit 4).")
     for p in asub.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         add_db_option(p)
