@@ -523,3 +523,27 @@ def test_an_answer_the_registry_cannot_record_is_said_plainly(bench: Bench, monk
     code, _, err = bench.run(capsys, "unbind", "--force", "--reason", "x")
     assert code == 128     # docs/cli.md: the registry failed
     assert "SP0000123 answered ok to unbind (now unactivated, counter 8) but the registry could not record it" in err
+
+
+def test_a_backup_the_registry_cannot_record_says_what_is_on_disk(bench: Bench, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from drivers.terminal import verify_txlog_backup
+    from pos_sim.registry import RegistryUnavailable
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise RegistryUnavailable("the registry database failed, nothing was saved: disk I/O error")
+
+    monkeypatch.setattr(Registry, "record_backup", down)
+    code, _, err = bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))
+    assert code == 128 and err.count("\n") == 1          # docs/cli.md: the registry failed
+    [path] = (bench.tmp / "b").iterdir()
+    checked = verify_txlog_backup(path)                  # the file is whole and verifies
+    assert f"{path} was written and verified ({checked.records} transactions, sha256 {checked.sha256})" in err
+    assert "is kept" in err and "nothing is in the registry" in err and "disk I/O error" in err
+    with bench.registry() as reg:
+        assert reg.backups(bench.serial) == []
+    capsys.readouterr()
+    code = main(["device", "backup", bench.port, "-o", str(bench.tmp / "c"), "--db", bench.db, "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 128 and doc["recorded"] is False and doc["exit_status"] == 128
+    assert Path(doc["path"]).is_file() and doc["sha256"] == verify_txlog_backup(doc["path"]).sha256
