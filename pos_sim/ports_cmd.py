@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from drivers.discovery import KnownTerminals, KnownTerminalsError, PortInfo, list_ports
+from pos_sim import exitcodes
 
 SCHEMA_VERSION = 1
 
@@ -90,12 +91,12 @@ def run(args: argparse.Namespace, *, lister: PortLister = list_ports,
     if args.json:
         entries = [port.as_dict() for port in ports] + [emulated_port(name) for name in emulated]
         print(json.dumps({"schema_version": SCHEMA_VERSION, "ports": entries}, indent=2, ensure_ascii=False))
-        return 0
+        return exitcodes.OK
     for line in render_table(ports, emulated):
         print(line)
     if no_emulated:
         print(no_emulated)
-    return 0
+    return exitcodes.OK
 
 
 def render_table(ports: Sequence[PortInfo], emulated: Sequence[str] = ()) -> list[str]:
