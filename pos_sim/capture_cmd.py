@@ -47,12 +47,13 @@ from drivers.capture import (
 )
 from drivers.errors import DriverError
 from drivers.transport import DEFAULT_BAUD, open_port
+from pos_sim import exitcodes
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
 from protocols import ProtocolError
 from protocols.messages import describe_frame, flag_names
 
-EXIT_DIFFERENT = 4
+EXIT_DIFFERENT = exitcodes.DIFFERS
 
 
 def add_parser(sub: Any) -> None:
@@ -138,7 +139,7 @@ def run_record(args: argparse.Namespace) -> int:
         return exc.exit_code
     except (OSError, ValueError) as exc:   # pyserial's SerialException is an OSError
         print(f"pos-sim record: {args.port}: device disconnected ({exc})", file=sys.stderr)
-        return 4
+        return exitcodes.COMMUNICATION
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -260,7 +261,7 @@ def run_decode(args: argparse.Namespace) -> int:
         reader = read_capture(args.capture)
     except CaptureError as exc:
         print(f"pos-sim decode: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.USAGE
     h = reader.header
     totals = DecodeTotals()
     out = sys.stdout
@@ -275,7 +276,7 @@ def run_decode(args: argparse.Namespace) -> int:
                 out.write(line + "\n")
     except CaptureError as exc:
         print(f"pos-sim decode: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.USAGE
     summary = {"kind": "summary", "frames": totals.frames, "dropped_bytes": totals.dropped,
                "malformed": totals.malformed, "complete": reader.complete, "torn": reader.torn,
                "problem": reader.problem}
@@ -381,7 +382,7 @@ def run_replay(args: argparse.Namespace) -> int:
         outcome = replay_capture(path, timeout=args.timeout)
         kind, text = _judge(outcome, expect, update=args.update, out=sys.stdout)
         if kind:
-            status |= 1 if outcome.unreadable else EXIT_DIFFERENT
+            status |= exitcodes.USAGE if outcome.unreadable else EXIT_DIFFERENT
         cases.append((outcome, kind, text))
     if args.junit:
         _write_junit(Path(args.junit), cases)
@@ -449,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except UsageError as exc:
         print(str(exc), file=sys.stderr)
-        return 1
+        return exitcodes.USAGE
     except BrokenPipeError:
         sys.stderr.close()
         return 0

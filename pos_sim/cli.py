@@ -1,9 +1,10 @@
 """The ``pos-sim`` command line.
 
-Exit status follows docs/diagnostics.md (smartctl's model): a bitmask where 1 means a bad command line,
-2 the port could not be opened, 4 a protocol or communication failure, 8 a component failed,
-16 a warning the merchant can fix, 32 the terminal is locked, 64 the event log holds errors.
-Every failure is one line on stderr, never a traceback.
+Exit statuses come from one table, :mod:`pos_sim.exitcodes` (docs/cli.md): the diagnostic
+bitmask of docs/diagnostics.md (smartctl's model: 1 bad command line, 2 the port could not be
+opened, 4 a protocol or communication failure, 8 a component failed, 16 a warning the merchant
+can fix, 32 the terminal is locked, 64 the event log holds errors), 128 the registry failed and
+130 interrupted.  Every failure is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pos_sim import __version__
+from pos_sim import __version__, exitcodes
 from pos_sim.errors import UsageError
 
-EXIT_USAGE = 1
+EXIT_USAGE = exitcodes.USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pos-sim",
         description="A workbench for POS payment terminals: talk to real terminals over serial "
                     "or USB, run the emulated terminal, diagnose and manage devices.",
-        epilog="Exit status is a bitmask: 1 bad command line, 2 port could not be opened, "
-               "4 protocol/communication failure, 8 component failed, 16 warning, 32 locked, "
-               "64 event log has errors.",
+        epilog="Exit status is a bitmask: 1 bad command line (or not found, or refused), 2 port could "
+               "not be opened, 4 protocol/communication failure, 8 component failed, 16 warning, "
+               "32 locked, 64 event log has errors; 128 registry failed, 130 interrupted "
+               "(every command's, in docs/cli.md).",
     )
     parser.add_argument("--version", action="version", version=f"pos-sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -127,11 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("pos-sim: interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
     except BrokenPipeError:
         # output piped into `head` and closed: not an error worth a traceback
         sys.stderr.close()
-        return 0
+        return exitcodes.OK
 
 
 if __name__ == "__main__":

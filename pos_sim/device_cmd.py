@@ -5,26 +5,30 @@ POS_SIM_KEYS or keys.toml in the config directory; docs/lifecycle.md) and record
 terminal's answer, in the registry and its audit log.  Unbind needs a verified backup of the
 transaction log (pos-sim device backup) unless --force with a --reason, which is audited.  On a
 terminal, unbind, revoke and reset ask for confirmation unless --yes.
-Exit status: 0 done; 1 bad command line, key file or missing backup; 2 port could not be
-opened; 4 communication failure, no answer (state unknown) or signature refused; 8 the
-terminal refused the operation; 32 the terminal is locked.
+Exit status (docs/cli.md): 0 done; 1 bad command line, key file, output directory, missing
+backup or not confirmed; 2 port could not be opened; 4 communication failure, no answer (state
+unknown) or signature refused; 8 the terminal refused the operation; 32 the terminal is locked;
+128 the registry failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from drivers.errors import DriverError
 from drivers.terminal import Terminal
+from pos_sim import exitcodes
 from pos_sim.info_cmd import DEFAULT_TIMEOUT, _positive
 from pos_sim.keys import ENV_VAR as KEYS_ENV
 from pos_sim.keys import KeyFile, KeyFileError
-from pos_sim.lifecycle import OPERATIONS, DeviceManager, LifecycleFailed
+from pos_sim.lifecycle import OPERATIONS, BackupNotRecorded, DeviceManager, LifecycleFailed
 from pos_sim.ports import add_baud_option, register_url_schemes
-from pos_sim.registry import Registry, RegistryError, RegistryUnavailable
+from pos_sim.registry import Registry, RegistryError
 from pos_sim.registry_cmd import add_db_option
 
 SCHEMA_VERSION = 1
@@ -115,7 +119,7 @@ def run_lifecycle(args: argparse.Namespace) -> int:
             for warning in prepared.warnings:
                 print(f"pos-sim device {args.device_command}: warning: {warning}", file=sys.stderr)
             if args.operation in DESTRUCTIVE and not _confirm(args, dev.serial, dev.lifecycle, dev.merchant_id):
-                return _fail(args, "not confirmed: nothing was sent", 1)
+                return _fail(args, "not confirmed: nothing was sent", exitcodes.REFUSED)
             term.set_deadline(args.timeout)   # the time spent confirming is the person's
             if prepared.stale:   # the confirmation took longer than the terminal's challenge lives
                 prepared = mgr.prepare(args.operation, activation_code=getattr(args, "code", ""),
@@ -129,25 +133,23 @@ def run_lifecycle(args: argparse.Namespace) -> int:
         return _fail(args, str(exc), exc.exit_code, extra)
     except DriverError as exc:
         return _fail(args, str(exc), exc.exit_code)
-    except RegistryUnavailable as exc:
-        return _fail(args, f"registry: {exc}", 2)
     except RegistryError as exc:
-        return _fail(args, f"registry: {exc}", 4)
+        return _fail(args, f"registry: {exc}", exc.exit_code)
     r, dev = outcome.result, outcome.device
     if args.json:
         print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "serial": dev.serial,
                           "operation": r.operation, "status": r.status, "state_before": dev.lifecycle,
                           "state": r.state, "counter": r.counter, "forced": outcome.record.forced,
                           "backup": outcome.backup.path if outcome.backup else None, "record": outcome.record.id,
-                          "exit_status": 0}, ensure_ascii=False))
-        return 0
+                          "exit_status": exitcodes.OK}, ensure_ascii=False))
+        return exitcodes.OK
     print(f"{dev.serial}: {r.operation} done, {dev.lifecycle} → {r.state} (counter {r.counter})")
     if outcome.backup:
         print(f"transaction log backed up in {outcome.backup.path} (sha256 {outcome.backup.sha256[:16]}…)")
     elif outcome.record.forced:
         print("unbound WITHOUT a verified backup (--force); the reason is in the audit log")
     print(f"recorded in the registry (lifecycle record #{outcome.record.id}) and the audit log")
-    return 0
+    return exitcodes.OK
 
 
 class _Progress:
@@ -171,12 +173,15 @@ class _Progress:
 
 def run_backup(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim device backup``."""
+    problem = output_dir_problem(args.output)
+    if problem:
+        return _fail(args, f"{problem} (nothing was read from the terminal)", exitcodes.USAGE)
     register_url_schemes()
     progress_out = sys.stderr if args.json else sys.stdout
     try:
         reg = Registry.open(args.db)
     except RegistryError as exc:
-        return _fail(args, f"registry: {exc} (nothing was read from the terminal)", 2)
+        return _fail(args, f"registry: {exc} (nothing was read from the terminal)", exc.exit_code)
     try:
         # no overall deadline: a long log at a low baud rate takes its time; each page is still
         # bounded by the link's answer timeout and retransmits
@@ -186,16 +191,42 @@ def run_backup(args: argparse.Namespace) -> int:
                                                                                     f"backup {serial}"))
     except DriverError as exc:
         return _fail(args, f"{exc} (no backup was recorded)", exc.exit_code)
+    except BackupNotRecorded as exc:
+        return _fail(args, f"{exc.path} was written and verified ({exc.records} transactions, sha256 "
+                           f"{exc.sha256}) and is kept, but the registry could not record it: {exc}; nothing "
+                           f"is in the registry, so unbind will not count this backup until you back up again "
+                           f"with the registry working",
+                     exc.exit_code, {"path": str(exc.path), "sha256": exc.sha256, "records": exc.records,
+                                     "recorded": False})
     except RegistryError as exc:
-        return _fail(args, f"the backup file was written but could not be recorded: {exc}", 4)
+        return _fail(args, f"registry: {exc} (no backup file was written, nothing was recorded)", exc.exit_code)
     if args.json:
         print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "serial": out.device.serial,
                           "path": str(out.path), "records": out.record.records, "pages": out.pages,
-                          "sha256": out.record.sha256, "backup": out.record.id, "exit_status": 0}))
-        return 0
+                          "sha256": out.record.sha256, "backup": out.record.id, "exit_status": exitcodes.OK}))
+        return exitcodes.OK
     print(f"{out.device.serial}: {out.record.records} transactions in {out.pages} pages → {out.path}")
     print(f"sha256 {out.record.sha256} verified; recorded as backup #{out.record.id}")
-    return 0
+    return exitcodes.OK
 
 
-__all__ = ["OPERATIONS", "add_parser", "run_backup", "run_lifecycle"]
+def output_dir_problem(directory: str) -> str:
+    """What stops a backup from being written into ``directory`` (empty when nothing does),
+    checked before the terminal is asked for anything.  A directory that does not exist yet
+    is made by the backup, so its nearest existing parent must be a directory we can write."""
+    try:
+        d = Path(directory).expanduser()
+    except RuntimeError:   # ~user that does not exist
+        return f"cannot use {directory} for the backup: that user has no home directory here; give another -o"
+    existing = d
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return (f"cannot use {d} for the backup: {existing} is a file, not a directory; give a directory "
+                f"with -o")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {existing} (permission denied): give a directory you can write to with -o"
+    return ""
+
+
+__all__ = ["OPERATIONS", "add_parser", "output_dir_problem", "run_backup", "run_lifecycle"]

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from drivers.errors import DriverError
 from drivers.terminal import Terminal
+from pos_sim import exitcodes
 from pos_sim.diagnostics.catalogue import Catalogue, default_language, load_catalogue, normalize_language
 from pos_sim.diagnostics.engine import (
     NATURAL_ORDER,
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             missing = [t for t in tests if t not in fitted]
             if missing:
                 print(f"pos-sim diag: not fitted on this terminal: {', '.join(missing)}", file=sys.stderr)
-                return 1
+                return exitcodes.NOT_FOUND
 
         def on_update(u: Update) -> None:
             if not show_progress:
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             write_report(report, args.report)
         except (OSError, ValueError) as exc:
             print(f"pos-sim diag: {exc}", file=sys.stderr)
-            report.exit_status |= 1
+            report.exit_status |= exitcodes.USAGE
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:

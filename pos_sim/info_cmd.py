@@ -10,6 +10,7 @@ from typing import Any
 
 from drivers.errors import DriverError
 from drivers.terminal import Terminal
+from pos_sim import exitcodes
 from pos_sim.ports import add_baud_option, register_url_schemes
 
 DEFAULT_TIMEOUT = 5.0
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                           "protocol": {"version": hello.protocol_version, "max_payload": hello.max_payload,
                                        "components": list(hello.components), "boot_id": hello.boot_id},
                           "exit_status": 0}, ensure_ascii=False))
-        return 0
+        return exitcodes.OK
     print(f"{info.manufacturer} {info.model}   serial {info.serial}")
     print(f"  hardware {info.hardware_rev}, firmware {info.firmware_version}")
     state = info.lifecycle
@@ -74,4 +75,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"  lifecycle: {state}")
     print(f"  components: {', '.join(hello.components) or 'none reported'}")
     print(f"  protocol {hello.protocol_version}, max payload {hello.max_payload} bytes, port {args.port}")
-    return 0
+    return exitcodes.OK

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import platformdirs
 
+from pos_sim import exitcodes
+
 ENV_VAR = "POS_SIM_KEYS"
 FORMAT = "pos-sim-keys"
 VERSION = 1
@@ -38,9 +40,13 @@ _SERIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class KeyFileError(Exception):
-    """The key file is missing, unreadable, malformed, or has no key for this terminal."""
+    """The key file is missing, unreadable, malformed, or has no key for this terminal.
 
-    exit_code = 1
+    The message never repeats anything read from the file: a key pasted in the wrong place
+    would otherwise end up on the screen.
+    """
+
+    exit_code = exitcodes.USAGE
 
 
 def default_path() -> Path:
@@ -137,17 +143,22 @@ def _parse(path: Path, data: dict[str, object]) -> dict[str, bytes]:
     if data.get("format") != FORMAT:
         raise KeyFileError(f'key file {path} does not start with format = "{FORMAT}"; format in docs/lifecycle.md')
     if data.get("version") != VERSION:
-        raise KeyFileError(f"key file {path} is version {data.get('version')!r}; this pos-sim reads version "
-                           f"{VERSION}")
-    unknown = sorted(set(data) - {"format", "version", "keys"})
+        raise KeyFileError(f"key file {path} is not version {VERSION}, the one this pos-sim reads "
+                           f"(version = {VERSION}); format in docs/lifecycle.md")
+    unknown = set(data) - {"format", "version", "keys"}
     if unknown:
-        raise KeyFileError(f"key file {path} has unknown entries: {', '.join(unknown)}")
+        raise KeyFileError(f"key file {path} has {len(unknown)} unknown top-level "
+                           f"entr{'y' if len(unknown) == 1 else 'ies'}: only format, version and [keys] belong "
+                           f"there (every key goes under [keys])")
     table = data.get("keys", {})
     if not isinstance(table, dict):
         raise KeyFileError(f"key file {path}: [keys] must be a table of serial = \"<64 hex digits>\"")
     keys: dict[str, bytes] = {}
-    for serial, value in table.items():
-        _check_serial(path, serial)
+    for n, (serial, value) in enumerate(table.items(), 1):
+        if not _SERIAL.fullmatch(serial) or _HEX_KEY.fullmatch(serial):
+            # the name may be a key pasted on the wrong side of the = : say where, not what
+            raise KeyFileError(f"key file {path}: entry {n} under [keys] is not named by a serial number "
+                               f"(letters, digits, . _ -); each line is SERIAL = \"<64 hex digits>\"")
         if not isinstance(value, str) or not _HEX_KEY.fullmatch(value):
             raise KeyFileError(f"key file {path}: the key of {serial} must be 64 hex digits (32 bytes)")
         keys[serial] = bytes.fromhex(value)

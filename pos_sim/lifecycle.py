@@ -8,10 +8,11 @@ together with its audit record (one transaction).  A request that went out and g
 is recorded as ``unconfirmed``: the terminal may have carried it out, so its state must be read
 before anything is tried again.
 
-Exit statuses (:attr:`LifecycleFailed.exit_code`): 1 the host refused before sending (key file,
-missing backup, arguments), 4 communication failure, an unconfirmed request, or an
-authentication refusal (bad_auth, replay, no_challenge), 8 the terminal refused the operation
-in its state or its arguments, 32 the terminal is locked.
+Exit statuses (:attr:`LifecycleFailed.exit_code`, from :mod:`pos_sim.exitcodes`): 1 the host
+refused before sending (key file, missing backup, arguments, a counter at its maximum), 4
+communication failure, an unconfirmed request, or an authentication refusal (bad_auth, replay,
+no_challenge), 8 the terminal refused the operation in its state or its arguments, 32 the
+terminal is locked, 128 the terminal answered but the registry could not record it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from drivers.errors import DeadlinePassed, DriverError, RequestRefused, TransferError
 from drivers.terminal import DeviceInfo, LifecycleRequest, LifecycleResult, Terminal, verify_txlog_backup
+from pos_sim import exitcodes
 from pos_sim.keys import KeyFile, fingerprint
 from pos_sim.registry import Actor, BackupRecord, LifecycleOpRecord, Registry, RegistryError
 from pos_sim.registry.guard import contains_card_number, mask_card_numbers
@@ -32,10 +34,13 @@ OPERATIONS = {"activate": "activate", "bind": "bind", "unbind": "unbind", "revok
               "reset": "factory_reset"}
 #: statuses meaning the request was not authenticated
 AUTH_REFUSALS = ("bad_auth", "replay", "no_challenge")
-EXIT_HOST_REFUSED = 1
-EXIT_COMMUNICATION = 4
-EXIT_TERMINAL_REFUSED = 8
-EXIT_LOCKED = 32
+EXIT_HOST_REFUSED = exitcodes.REFUSED
+EXIT_COMMUNICATION = exitcodes.COMMUNICATION
+EXIT_TERMINAL_REFUSED = exitcodes.FAILED
+EXIT_LOCKED = exitcodes.LOCKED
+EXIT_REGISTRY = exitcodes.REGISTRY
+#: the largest counter the wire carries (u32, docs/protocol.md LC_REQUEST)
+COUNTER_MAX = 0xFFFFFFFF
 #: a challenge lives 60 s on the terminal (docs/protocol.md section 11): a request prepared
 #: longer ago than this (a person was reading the confirmation) is prepared again before sending
 CHALLENGE_FRESH = 45.0
@@ -55,6 +60,20 @@ class BackupRequired(LifecycleFailed):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, EXIT_HOST_REFUSED)
+
+
+class BackupNotRecorded(RegistryError):
+    """The backup file was written and verified, but the registry could not record it.
+
+    ``str()`` is the registry's reason; the attributes say what is on disk, so the caller can
+    tell the technician exactly what was and was not written.
+    """
+
+    exit_code = exitcodes.REGISTRY
+
+    def __init__(self, reason: str, path: Path, sha256: str, records: int) -> None:
+        super().__init__(reason)
+        self.path, self.sha256, self.records = path, sha256, records
 
 
 @dataclass(frozen=True)
@@ -108,8 +127,11 @@ class DeviceManager:
         checked = verify_txlog_backup(export.path)           # read back what landed on disk
         if checked.sha256 != export.sha256 or checked.serial != info.serial:
             raise TransferError(f"backup {path} does not read back as written")
-        record = self.registry.record_backup(info.serial, str(path.resolve()), export.sha256, export.records,
-                                             by=self.by)
+        try:
+            record = self.registry.record_backup(info.serial, str(path.resolve()), export.sha256, export.records,
+                                                 by=self.by)
+        except RegistryError as exc:
+            raise BackupNotRecorded(str(exc), path, export.sha256, export.records) from exc
         return BackupOutcome(info, path, record, export.pages)
 
     def verified_backup(self, serial: str, current: tuple[int, str] | None = None
@@ -168,6 +190,15 @@ class DeviceManager:
         if challenge.serial != info.serial:
             raise LifecycleFailed(f"the terminal answered INFO as {info.serial} and the challenge as "
                                   f"{challenge.serial}: refusing to sign", EXIT_COMMUNICATION)
+        if challenge.counter >= COUNTER_MAX:
+            # the counter never goes back (not even on factory reset) and must go up: no request
+            # this terminal would accept can be signed any more
+            self.registry.audit(self.by.who, f"device.{op}", "host_refused", self.by.origin, info.serial,
+                                {"why": "lifecycle counter at its maximum", "counter": challenge.counter})
+            raise LifecycleFailed(f"{info.serial}'s lifecycle counter is at its maximum ({challenge.counter}), so it "
+                                  f"can accept no more lifecycle operations; nothing was sent: send it to the "
+                                  f"manufacturer's repair centre to have its key and counter replaced",
+                                  EXIT_HOST_REFUSED)
         request = LifecycleRequest.sign(key, challenge, activation_code=activation_code, merchant_id=merchant_id,
                                         reason=reason)
         warnings: list[str] = []
@@ -257,7 +288,7 @@ class DeviceManager:
             raise LifecycleFailed(
                 f"{info.serial} answered {result.status} to {req.operation} (now {result.state}, counter "
                 f"{result.counter}) but the registry could not record it: {exc}; write this down, and "
-                f"record it once the registry works again", EXIT_COMMUNICATION) from exc
+                f"record it once the registry works again", EXIT_REGISTRY) from exc
         if result.ok:
             return LifecycleOutcome(info, result, record, prepared.backup)
         raise LifecycleFailed(_refusal_text(prepared, result, self.keys), _refusal_exit(result), record)
@@ -344,5 +375,5 @@ def _refusal_text(prepared: PreparedOperation, result: LifecycleResult, keys: Ke
     return f"{serial} refused {op} ({result.status}): {result.message}"
 
 
-__all__ = ["OPERATIONS", "BackupOutcome", "BackupRequired", "DeviceManager", "LifecycleFailed", "LifecycleOutcome",
-           "PreparedOperation"]
+__all__ = ["OPERATIONS", "BackupNotRecorded", "BackupOutcome", "BackupRequired", "DeviceManager", "LifecycleFailed",
+           "LifecycleOutcome", "PreparedOperation"]

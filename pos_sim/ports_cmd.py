@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from drivers.discovery import KnownTerminals, KnownTerminalsError, PortInfo, list_ports
+from pos_sim import exitcodes
 
 SCHEMA_VERSION = 1
 
@@ -90,12 +91,12 @@ def run(args: argparse.Namespace, *, lister: PortLister = list_ports,
     if args.json:
         entries = [port.as_dict() for port in ports] + [emulated_port(name) for name in emulated]
         print(json.dumps({"schema_version": SCHEMA_VERSION, "ports": entries}, indent=2, ensure_ascii=False))
-        return 0
+        return exitcodes.OK
     for line in render_table(ports, emulated):
         print(line)
     if no_emulated:
         print(no_emulated)
-    return 0
+    return exitcodes.OK
 
 
 def render_table(ports: Sequence[PortInfo], emulated: Sequence[str] = ()) -> list[str]:
@@ -112,13 +113,20 @@ def render_table(ports: Sequence[PortInfo], emulated: Sequence[str] = ()) -> lis
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for r in [header, *rows]:
             lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    if ports:
-        terminals = sum(port.is_terminal for port in ports)
-        found = f"{len(ports)} port{'s' if len(ports) != 1 else ''}"
-        if terminals:
-            found += f", {terminals} known terminal{'s' if terminals != 1 else ''}"
-        lines += ["", f"{found}. Connect with `pos-sim info PORT`."]
+    if rows:
+        lines += ["", f"{count_line(ports, emulated)}. Connect with `pos-sim info PORT`."]
     return lines
+
+
+def count_line(ports: Sequence[PortInfo], emulated: Sequence[str] = ()) -> str:
+    """What the table lists, counted: ``3 ports, 1 known terminal, 8 emulated (emu://)``."""
+    terminals = sum(port.is_terminal for port in ports)
+    found = f"{len(ports)} {'serial ' if not ports else ''}port{'s' if len(ports) != 1 else ''}"
+    if terminals:
+        found += f", {terminals} known terminal{'s' if terminals != 1 else ''}"
+    if emulated:
+        found += f", {len(emulated)} emulated terminal{'s' if len(emulated) != 1 else ''} (emu://)"
+    return found
 
 
 def _row(port: PortInfo) -> tuple[str, str, str, str, str]:

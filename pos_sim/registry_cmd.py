@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pos_sim.registry import Registry, RegistryError, RegistryUnavailable, UnknownDevice
+from pos_sim import exitcodes
+from pos_sim.registry import Registry, RegistryError, UnknownDevice
 
 
 def add_db_option(p: argparse.ArgumentParser) -> None:
@@ -48,6 +50,18 @@ def _when(t: float) -> str:
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
 
 
+def registry_failed(command: str, exc: RegistryError) -> int:
+    """Print a registry error as one line; return its exit status (docs/cli.md)."""
+    print(f"pos-sim {command}: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Aligned columns under a header, two spaces apart, no trailing blanks."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+
+
 def run_devices(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim devices``."""
     if args.serial:
@@ -56,18 +70,18 @@ def run_devices(args: argparse.Namespace) -> int:
         with Registry.open(args.db) as reg:
             devices = reg.devices()
     except RegistryError as exc:
-        print(f"pos-sim devices: {exc}", file=sys.stderr)
-        return 2
+        return registry_failed("devices", exc)
     if args.json:
         print(json.dumps({"schema_version": 1, "devices": [asdict(d) for d in devices]}, ensure_ascii=False))
-        return 0
+        return exitcodes.OK
     if not devices:
         print("no terminals recorded yet: `pos-sim diag PORT` records each run")
-        return 0
-    for d in devices:
-        print(f"{d.serial:<14} {d.manufacturer} {d.model:<10} fw {d.firmware:<8} {d.lifecycle:<12} "
-              f"{d.merchant or '-':<16} last seen {_when(d.last_seen)}")
-    return 0
+        return exitcodes.OK
+    rows = [(d.serial, f"{d.manufacturer} {d.model}".strip() or "-", d.firmware or "-", d.lifecycle,
+             d.merchant or "-", _when(d.last_seen)) for d in devices]
+    for line in table(("SERIAL", "MODEL", "FIRMWARE", "LIFECYCLE", "MERCHANT", "LAST SEEN"), rows):
+        print(line)
+    return exitcodes.OK
 
 
 def _device_detail(args: argparse.Namespace) -> int:
@@ -77,17 +91,13 @@ def _device_detail(args: argparse.Namespace) -> int:
             d = reg.device(args.serial)
             backups, ops = reg.backups(args.serial), reg.lifecycle_ops(args.serial)
             tickets, runs = reg.tickets(args.serial), reg.runs(args.serial)
-    except UnknownDevice as exc:
-        print(f"pos-sim devices: {exc}", file=sys.stderr)
-        return 1
     except RegistryError as exc:
-        print(f"pos-sim devices: {exc}", file=sys.stderr)
-        return 2
+        return registry_failed("devices", exc)
     if args.json:
         print(json.dumps({"schema_version": 1, "device": asdict(d), "backups": [asdict(b) for b in backups],
                           "lifecycle": [asdict(o) for o in ops], "tickets": [asdict(t) for t in tickets],
                           "runs": len(runs)}, ensure_ascii=False, default=dict))
-        return 0
+        return exitcodes.OK
     print(f"{d.serial}  {d.manufacturer} {d.model}  firmware {d.firmware}  {d.lifecycle}"
           f"{'  merchant ' + d.merchant if d.merchant else ''}")
     print(f"first seen {_when(d.first_seen)}, last seen {_when(d.last_seen)}; {len(runs)} diagnostic run(s)"
@@ -103,7 +113,7 @@ def _device_detail(args: argparse.Namespace) -> int:
     print("repair tickets:" if tickets else "repair tickets: none")
     for t in tickets:
         print(f"  #{t.id:<4} {t.state:<14} opened {_when(t.opened_at)}  {t.fault}")
-    return 0
+    return exitcodes.OK
 
 
 def run_runs(args: argparse.Namespace) -> int:
@@ -112,17 +122,19 @@ def run_runs(args: argparse.Namespace) -> int:
         with Registry.open(args.db) as reg:
             runs = reg.runs(args.serial)
     except RegistryError as exc:
-        print(f"pos-sim runs: {exc}", file=sys.stderr)
-        return 2
+        return registry_failed("runs", exc)
     if args.json:
         print(json.dumps({"schema_version": 1, "serial": args.serial, "runs": [asdict(r) for r in runs]},
                          ensure_ascii=False))
-        return 0
+        return exitcodes.OK
+    if not runs:
+        print(f"no diagnostic runs recorded for {args.serial}: `pos-sim diag PORT` records each run")
+        return exitcodes.OK
     for r in runs:
         bad = [f"{x.component}:{x.code or x.verdict}" for x in r.results if x.verdict not in ("pass", "skipped")]
         print(f"#{r.id:<5} {_when(r.started_at)}  {r.plan:<6} {r.verdict:<16} exit {r.exit_status:<4} "
               f"{', '.join(bad) or 'all fine'}")
-    return 0
+    return exitcodes.OK
 
 
 def add_ticket_and_audit_parsers(sub: Any) -> None:
@@ -133,20 +145,33 @@ def add_ticket_and_audit_parsers(sub: Any) -> None:
                        description="Repair tickets with a timestamped timeline and the materials checklist "
                                    f"({', '.join(MATERIALS)}). States: {' → '.join(TICKET_STATES)}.")
     tsub = t.add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
-    p = tsub.add_parser("open", help="open a ticket for a terminal")
+    p = tsub.add_parser("open", help="open a ticket for a terminal",
+                        description="Open a repair ticket (state opened) for the terminal with this serial "
+                                    "number, with what is wrong and the materials already provided. A serial "
+                                    "the registry has never seen is registered (a dead terminal cannot report "
+                                    "itself), with a warning to check it against the label.")
     p.add_argument("serial", metavar="SERIAL")
     p.add_argument("--fault", required=True, help="what is wrong, in a few words")
     p.add_argument("--have", default="", metavar="LIST",
                    help=f"materials already provided, comma-separated ({','.join(MATERIALS)})")
-    p = tsub.add_parser("show", help="one ticket with its timeline")
+    p = tsub.add_parser("show", help="one ticket with its timeline",
+                        description="One repair ticket: its state, fault, every step with its time and note, "
+                                    "and the checklist items still missing. Exit 1 when there is no such "
+                                    "ticket.")
     p.add_argument("id", type=int, metavar="ID")
-    p = tsub.add_parser("advance", help="move a ticket to its next state")
+    p = tsub.add_parser("advance", help="move a ticket to its next state",
+                        description=f"Move a ticket to STATE, which must follow its state "
+                                    f"({' → '.join(TICKET_STATES)}; awaiting_parts may be skipped), with a note "
+                                    f"and the materials received. A step the states do not allow is refused "
+                                    f"with the ones that may come next (exit 1).")
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("state", choices=TICKET_STATES, metavar="STATE", help=", ".join(TICKET_STATES))
     p.add_argument("--note", default="", help="what happened")
     p.add_argument("--have", default="", metavar="LIST",
                    help="materials received with this step, comma-separated (e.g. invoice,repair_payment)")
-    p = tsub.add_parser("list", help="every ticket (or one terminal's)")
+    p = tsub.add_parser("list", help="every ticket (or one terminal's)",
+                        description="Every repair ticket, oldest first, with its timeline; --serial keeps one "
+                                    "terminal's.")
     p.add_argument("--serial", metavar="SERIAL")
     for p in tsub.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -158,9 +183,14 @@ def add_ticket_and_audit_parsers(sub: Any) -> None:
                                    "each record carries the hash of the one before. verify walks the chain "
                                    "and names the first record that was altered.")
     asub = a.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    p = asub.add_parser("show", help="the latest records")
+    p = asub.add_parser("show", help="the latest records",
+                        description="The latest audit records, oldest first, as a table: id, time (UTC), who, "
+                                    "from which host, action, outcome and what it was done to. --json gives "
+                                    "each record's details and hashes.")
     p.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    p = asub.add_parser("verify", help="check the hash chain (exit 4 when broken)")
+    p = asub.add_parser("verify", help="check the hash chain (exit 4 when broken)",
+                        description="Walk the audit log's hash chain from its first record and name the first "
+                                    "one that was altered, removed or does not link to the one before (exit 4).")
     for p in asub.choices.values():
         p.add_argument("--json", action="store_true", help="print JSON")
         add_db_option(p)
@@ -186,8 +216,14 @@ def run_ticket(args: argparse.Namespace) -> int:
             if unknown:
                 print(f"pos-sim ticket: unknown material {', '.join(unknown)}; known: {', '.join(MATERIALS)}",
                       file=sys.stderr)
-                return 1
+                return exitcodes.USAGE
             if args.ticket_command == "open":
+                try:
+                    reg.device(args.serial)
+                except UnknownDevice:
+                    print(f"pos-sim ticket: warning: {args.serial} has never been seen by this registry (no "
+                          f"diagnosis or lifecycle operation); check the serial on the terminal's label",
+                          file=sys.stderr)
                 tickets = [reg.open_ticket(args.serial, args.fault, dict.fromkeys(have, True))]
             elif args.ticket_command == "show":
                 tickets = [reg.ticket(args.id)]
@@ -195,19 +231,17 @@ def run_ticket(args: argparse.Namespace) -> int:
                 tickets = [reg.advance_ticket(args.id, args.state, args.note, dict.fromkeys(have, True))]
             else:
                 tickets = reg.tickets(args.serial)
-    except RegistryUnavailable as exc:
-        print(f"pos-sim ticket: {exc}", file=sys.stderr)
-        return 2
     except RegistryError as exc:
-        print(f"pos-sim ticket: {exc}", file=sys.stderr)
-        return 4
+        return registry_failed("ticket", exc)
     if args.json:
         print(json.dumps({"schema_version": 1, "tickets": [asdict(t) for t in tickets]}, ensure_ascii=False,
                          default=dict))
-        return 0
+        return exitcodes.OK
     for tk in tickets:
         print("\n".join(_ticket_lines(tk)))
-    return 0
+    if not tickets:
+        print("no repair tickets" + (f" for {args.serial}" if getattr(args, "serial", None) else ""))
+    return exitcodes.OK
 
 
 def run_audit(args: argparse.Namespace) -> int:
@@ -222,17 +256,18 @@ def run_audit(args: argparse.Namespace) -> int:
                     print(f"audit log intact: {result.checked} records, hash chain verified")
                 else:
                     print(f"pos-sim audit: record {result.first_broken} is broken: {result.reason}", file=sys.stderr)
-                return 0 if result.ok else 4
+                return exitcodes.OK if result.ok else exitcodes.DIFFERS
             entries = reg.audit_log(args.limit)
     except RegistryError as exc:
-        print(f"pos-sim audit: {exc}", file=sys.stderr)
-        return 2
+        return registry_failed("audit", exc)
     if args.json:
         print(json.dumps({"schema_version": 1, "entries": [asdict(e) for e in entries]}, ensure_ascii=False,
                          default=dict))
-        return 0
-    for e in entries:
-        print(f"#{e.id:<5} {e.at}  {e.actor:<12} {e.action:<21} {e.outcome:<13} {e.target}  (from {e.origin})")
+        return exitcodes.OK
     if not entries:
         print("the audit log is empty")
-    return 0
+        return exitcodes.OK
+    rows = [(f"#{e.id}", e.at, e.actor, e.origin, e.action, e.outcome, e.target) for e in entries]
+    for line in table(("ID", "AT (UTC)", "ACTOR", "FROM", "ACTION", "OUTCOME", "TARGET"), rows):
+        print(line)
+    return exitcodes.OK

@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from pos_sim import exitcodes
 from pos_sim.emulator.errors import EmulatorError
 from pos_sim.emulator.scenario import load_scenario, scenario_names
 from pos_sim.emulator.server import EmulatorServer
 
-EXIT_USAGE = 1
-EXIT_PORT = 2
-EXIT_BROKEN = 4
+EXIT_USAGE = exitcodes.USAGE
+EXIT_PORT = exitcodes.PORT
+EXIT_BROKEN = exitcodes.COMMUNICATION
 
 
 def _transport(text: str) -> tuple[str, int]:

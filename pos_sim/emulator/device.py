@@ -15,7 +15,7 @@ import ipaddress
 import math
 from typing import Any
 
-from pos_sim.emulator.scenario import Scenario
+from pos_sim.emulator.scenario import HEAD_OVERHEAT_C, HEAD_WARMING_C, Scenario
 from pos_sim.emulator.state import DeviceState
 from protocols.codes import (
     BatteryStatus,
@@ -212,8 +212,8 @@ class Device:
     def head_temp_c(self) -> int:
         """Print-head temperature: warmer while printing, hot when overheating."""
         printer = self.scenario.component(Component.printer)
-        temp = printer.get_int("head_temp_c") + (9 if self.printing else 0)
-        return temp + 30 if printer.has(FaultCode.head_overheat) else temp
+        temp = printer.get_int("head_temp_c") + (HEAD_WARMING_C if self.printing else 0)
+        return temp + HEAD_OVERHEAT_C if printer.has(FaultCode.head_overheat) else temp
 
     # -- network -------------------------------------------------------------------------------
 

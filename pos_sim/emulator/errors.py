@@ -7,12 +7,14 @@ opened is a port failure (2).
 
 from __future__ import annotations
 
+from pos_sim import exitcodes
+
 
 class EmulatorError(Exception):
     """Base of every error the emulator raises on purpose."""
 
     #: exit status of ``pos-sim emulate`` when this error stops it
-    exit_code = 1
+    exit_code = exitcodes.USAGE
 
 
 class ScenarioError(EmulatorError):
@@ -26,4 +28,4 @@ class StateFileError(EmulatorError):
 class LineError(EmulatorError):
     """The line (pty, TCP port, descriptor) could not be opened or is already served."""
 
-    exit_code = 2
+    exit_code = exitcodes.PORT

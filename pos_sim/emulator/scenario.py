@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
+
+from construct import Construct, FormatField, Renamed
 
 from pos_sim.emulator.errors import ScenarioError
 from pos_sim.emulator.faults import component_of
@@ -36,6 +39,7 @@ from protocols.codes import (
     TrackCode,
 )
 from protocols.framing import MAX_PAYLOAD
+from protocols.messages import CATALOGUE, STATUS_BY_COMPONENT, TX_RECORD, MessageType
 
 #: where the built-in scenarios live: the package's own data, pos_sim/emulator/scenarios/
 SCENARIO_DIR: Final[Traversable] = resources.files("pos_sim.emulator").joinpath("scenarios")
@@ -152,6 +156,128 @@ COMPONENT_SCHEMAS: dict[Component, ComponentSchema] = {
     }, frozenset({_F.tamper_tripped, _F.keys_erased, _F.keys_missing}),
         "tamper_tripped requires lifecycle state locked (and locked requires tamper_tripped)"),
 }
+
+
+#: what the emulator adds to ``components.printer.head_temp_c`` while printing, and when the
+#: scenario declares head_overheat (the status block and the measurement carry the sum)
+HEAD_WARMING_C: Final = 9
+HEAD_OVERHEAT_C: Final = 30
+
+
+@dataclass(frozen=True)
+class WireField:
+    """The protocol field a scenario number ends up in, found in its construct declaration.
+
+    ``add`` and ``scale`` are what the emulator does to the number before it is encoded (a print
+    head warms up; a lookup takes up to 1.2 times its nominal time), so the limits leave room
+    for them: a scenario is refused at load rather than crashing the emulator's thread later.
+    """
+
+    #: where the field is, for people: ``STATUS_REPLY printer``
+    message: str
+    root: Construct
+    #: field names from ``root`` down to the number
+    path: tuple[str, ...]
+    add: int = 0
+    scale: float = 1.0
+    #: a floor the meaning sets where the field's type allows less (a duration is never negative)
+    at_least: int | None = None
+    #: what ``add``, ``scale`` or ``at_least`` is, for the message
+    note: str = ""
+
+    @property
+    def format(self) -> str:
+        """The field's ``struct`` format (``>H``, ``>b``, ...), from the declaration."""
+        node: Any = self.root
+        for name in self.path:
+            node = _find_field(node, name)
+        while not isinstance(node, FormatField):
+            node = node.subcon
+        return str(node.fmtstr)
+
+    @property
+    def wire_range(self) -> tuple[int, int]:
+        """The smallest and largest value the field itself holds."""
+        fmt = self.format
+        bits = 8 * struct.calcsize(fmt)
+        if fmt[-1].islower():
+            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return 0, (1 << bits) - 1
+
+    @property
+    def limits(self) -> tuple[int, int]:
+        """The values a scenario may give, leaving room for what the emulator adds."""
+        lo, hi = self.wire_range
+        return max(lo, self.at_least if self.at_least is not None else lo), math.floor((hi - self.add) / self.scale)
+
+    def describe(self) -> str:
+        """``STATUS_REPLY printer.head_temp_c (s8)``."""
+        kind = f"{'s' if self.format[-1].islower() else 'u'}{8 * struct.calcsize(self.format)}"
+        return f"{self.message}.{'.'.join(self.path)} ({kind}{', ' + self.note if self.note else ''})"
+
+
+def _find_field(node: Any, name: str) -> Construct:
+    """The field called ``name`` anywhere below ``node`` (through arrays and prefixes)."""
+    todo = [node]
+    while todo:
+        here = todo.pop(0)
+        for child in [*getattr(here, "subcons", ()), *([here.subcon] if hasattr(here, "subcon") else [])]:
+            if isinstance(child, Renamed) and child.name == name:
+                return child
+            todo.append(child)
+    raise KeyError(f"no field {name!r} in {node}")
+
+
+def _status(component: str, field_name: str, **kw: Any) -> WireField:
+    return WireField(f"STATUS_REPLY {component}", STATUS_BY_COMPONENT[component], (field_name,), **kw)
+
+
+def _measured(**kw: Any) -> WireField:
+    return WireField("SELFTEST_RESULT", CATALOGUE[MessageType.SELFTEST_RESULT].declaration,
+                     ("measurements", "value"), **kw)
+
+
+#: every number a scenario file gives, by its key, and the wire field it is sent in
+WIRE_FIELDS: Final[dict[str, WireField]] = {
+    **{f"components.{c}.{k}": _status(c, k) for c, keys in {
+        "system": ("free_memory_kb", "total_memory_kb", "board_temp_c", "firmware_update_state",
+                   "firmware_update_result"),
+        "magstripe": ("swipes", "failed_swipes"),
+        "chip": ("insertions",),
+        "contactless": ("taps",),
+        "printer": ("lines_printed",),
+        "screen": ("width", "height", "backlight_pct", "dead_pixels"),
+        "keypad": ("presses",),
+        "network": ("signal_dbm", "link_quality", "cell_id", "latency_ms"),
+        "power": ("battery_temp_c",),
+        "scanner": ("decodes",),
+        "security": ("tamper_sources", "tripped_at"),
+    }.items() for k in keys},
+    "components.printer.head_temp_c": _status(
+        "printer", "head_temp_c", add=HEAD_WARMING_C + HEAD_OVERHEAT_C,
+        note=f"less the {HEAD_WARMING_C + HEAD_OVERHEAT_C} C a printing, overheating head adds"),
+    "components.screen.touch_points": _measured(),
+    "components.network.dns_ms": _measured(scale=1.2, at_least=0,
+                                           note="a duration, less the 20 % a slow lookup adds"),
+    "components.scanner.decode_ms": _measured(at_least=0, note="a duration"),
+    "lifecycle.counter": WireField("LC_CHALLENGE", CATALOGUE[MessageType.LC_CHALLENGE].declaration, ("counter",)),
+    "lifecycle.activated_at": WireField("INFO_REPLY", CATALOGUE[MessageType.INFO_REPLY].declaration,
+                                        ("activated_at",)),
+    "event_log.time": WireField("EVENTLOG_PAGE", CATALOGUE[MessageType.EVENTLOG_PAGE].declaration,
+                                ("entries", "time")),
+    "txlog.until": WireField("TXLOG_PAGE record", TX_RECORD, ("time",)),
+}
+
+
+def _fits(where: str, key: str, value: int) -> int:
+    """``value`` if it fits the wire field of ``key`` (a :data:`WIRE_FIELDS` key); else one line
+    naming the key, the value and the limits."""
+    wf = WIRE_FIELDS[key]
+    lo, hi = wf.limits
+    if not lo <= value <= hi:
+        raise _Invalid(f"{where} = {value} does not fit on the wire: it is sent as {wf.describe()}, "
+                       f"which takes {lo}..{hi}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -411,7 +537,8 @@ def _build(path: Path | Traversable, source: str, data: dict[str, Any]) -> Scena
         if not 0 <= crash.at_percent <= 100:
             raise _Invalid("crash.at_percent must be 0..100")
     tx_t = _table(data, "txlog", {"records", "until", "days"})
-    txlog = TxLogConfig(_get(tx_t, "txlog", "records", int, 120), _get(tx_t, "txlog", "until", int, 1795000000),
+    txlog = TxLogConfig(_get(tx_t, "txlog", "records", int, 120),
+                        _fits("txlog.until", "txlog.until", _get(tx_t, "txlog", "until", int, 1795000000)),
                         _get(tx_t, "txlog", "days", int, 30))
     if not 0 <= txlog.records <= 100_000 or txlog.days < 1 or txlog.until <= txlog.days * 86400:
         raise _Invalid("txlog: records must be 0..100000, days at least 1, until a Unix time")
@@ -464,10 +591,9 @@ def _lifecycle(t: dict[str, Any]) -> LifecycleConfig:
     key_hex = _get(t, "lifecycle", "key", str, "")
     if not re.fullmatch(r"[0-9a-fA-F]{64}", key_hex):
         raise _Invalid("lifecycle.key must be the terminal's 32-byte key as 64 hex digits")
-    counter = _get(t, "lifecycle", "counter", int, 0)
-    activated_at = _get(t, "lifecycle", "activated_at", int, 0)
-    if not 0 <= counter <= 0xFFFFFFFF or not 0 <= activated_at <= 0xFFFFFFFF:
-        raise _Invalid("lifecycle.counter and lifecycle.activated_at must fit in 32 bits")
+    counter = _fits("lifecycle.counter", "lifecycle.counter", _get(t, "lifecycle", "counter", int, 0))
+    activated_at = _fits("lifecycle.activated_at", "lifecycle.activated_at",
+                         _get(t, "lifecycle", "activated_at", int, 0))
     state = _code(LifecycleState, t.get("state", "unactivated"), "lifecycle.state")
     merchant = _text(t, "lifecycle", "merchant_id", "")
     if state in (LifecycleState.activated, LifecycleState.bound) and not merchant:
@@ -500,7 +626,7 @@ def _event_log(items: object) -> tuple[LogEntryConfig, ...]:
         if not isinstance(item, dict) or set(item) - {"time", "component", "code", "severity"}:
             raise _Invalid(f"{where} must be a table with time, component, code and severity")
         out.append(LogEntryConfig(
-            time=_get(item, where, "time", int, 0),
+            time=_fits(f"{where}.time", "event_log.time", _get(item, where, "time", int, 0)),
             component=_code(Component, item.get("component"), f"{where}.component"),
             code=_code(FaultCode, item.get("code"), f"{where}.code"),
             severity=_code(Severity, item.get("severity", "error"), f"{where}.severity"),
@@ -513,6 +639,8 @@ def _param(component: Component, key: str, spec: ParamSpec, value: object) -> Pa
     if spec.kind in ("int", "float", "bool", "str"):
         kind: type = {"int": int, "float": float, "bool": bool, "str": str}[spec.kind]
         got: ParamValue = _get({key: value}, f"components.{component.name}", key, kind, None)
+        if spec.kind == "int" and isinstance(got, int):
+            _fits(where, where, got)
         if isinstance(got, str):
             if spec.choices is not None:
                 _code(spec.choices, got, where)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pos_sim.registry.errors import (
     CardDataRefused,
+    ForeignDatabase,
     IllegalTransition,
     RegistryError,
     RegistryUnavailable,
@@ -34,7 +35,8 @@ from pos_sim.registry.registry import (
 
 __all__ = [
     "MATERIALS", "SCHEMA_VERSION", "TICKET_NEXT", "TICKET_STATES", "Actor", "AuditEntry", "AuditVerification",
-    "BackupRecord", "CardDataRefused", "DeviceRecord", "IllegalTransition", "LifecycleOpRecord", "Registry",
+    "BackupRecord", "CardDataRefused", "DeviceRecord", "ForeignDatabase", "IllegalTransition", "LifecycleOpRecord",
+    "Registry",
     "RegistryError", "RegistryUnavailable",
     "ResultRecord", "RunRecord", "SchemaTooNew", "TicketEventRecord", "TicketRecord", "UnknownDevice",
     "UnknownTicket",

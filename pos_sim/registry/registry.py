@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from drivers.terminal import DeviceInfo
 from pos_sim.diagnostics.engine import DiagnosticReport
 from pos_sim.registry.errors import (
+    ForeignDatabase,
     IllegalTransition,
     RegistryError,
     RegistryUnavailable,
@@ -43,14 +45,17 @@ from pos_sim.registry.errors import (
     UnknownTicket,
 )
 from pos_sim.registry.guard import canonical_json, refuse_card_data
+from pos_sim.registry.migrations import LATEST as LATEST_SCHEMA
 from pos_sim.registry.migrations import migrate
 from pos_sim.registry.models import (
     AuditRow,
     Backup,
+    Base,
     Device,
     DiagnosticRun,
     LifecycleOpRow,
     RunResult,
+    SchemaVersion,
     Ticket,
     TicketEvent,
 )
@@ -277,6 +282,8 @@ class Registry:
             raise RegistryUnavailable(f"not a database URL or path: {url!r}") from None
         where = parsed.render_as_string(hide_password=True)
         sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and parsed.database and parsed.database != ":memory:":
+            refuse_foreign_sqlite(Path(parsed.database), where)
         try:
             if sqlite and parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -629,6 +636,46 @@ class Registry:
             raise ValueError(f"not a pragma name: {name!r}")
         with self.engine.connect() as conn:
             return conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+#: tables SQLite keeps for itself in any database (AUTOINCREMENT counters, ANALYZE statistics)
+_SQLITE_OWN_TABLES = re.compile(r"sqlite_.*")
+
+
+def refuse_foreign_sqlite(path: Path, where: str) -> None:
+    """Refuse, before anything is written, a SQLite file that holds tables the registry does not
+    own (another program's database) or that is not a SQLite database at all.
+
+    The file is read through a read-only connection, so its bytes stay as they were; a missing
+    or empty file is a new registry.  A database whose schema version is newer than this pos-sim
+    is left to the migrations, which say so (a newer pos-sim may have added tables).
+    """
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+    except OSError:
+        return   # create_engine reports what is wrong with the place
+    ours = set(Base.metadata.tables)
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            version = None
+            if SchemaVersion.__tablename__ in names:
+                row = con.execute(f"SELECT version FROM {SchemaVersion.__tablename__} WHERE id = 1").fetchone()
+                version = row[0] if row else None
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise ForeignDatabase(f"{where} is not a pos-sim registry ({exc}); nothing was written to it: "
+                              f"point --db / POS_SIM_DB at a new file") from None
+    if isinstance(version, int) and version > LATEST_SCHEMA:
+        return
+    foreign = sorted(n for n in names if n not in ours and not _SQLITE_OWN_TABLES.fullmatch(n))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ForeignDatabase(f"{where} holds tables that are not the registry's ({shown}): another program's "
+                              f"database; nothing was written to it: point --db / POS_SIM_DB at a new file")
 
 
 def _first_line(exc: BaseException) -> str:

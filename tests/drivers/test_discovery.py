@@ -413,6 +413,11 @@ def test_human_output_with_emulated_ports(bench: tuple[Machine, list[ListPortInf
     _, out, _ = ports_command(["--all"], machine.lister(records), lambda: ["healthy"])
     [row] = [line for line in out.splitlines() if line.startswith("emu://")]
     assert row.split() == ["emu://healthy", "-", "-", "emulated", "terminal,", "scenario", "healthy", "emulator"]
+    # the count says what was listed: the three ports and the emulated one
+    assert out.splitlines()[-1] == ("3 ports, 1 known terminal, 1 emulated terminal (emu://). "
+                                    "Connect with `pos-sim info PORT`.")
+    _, out, _ = ports_command(["--all"], machine.lister(records), lambda: ["healthy", "paper-out"])
+    assert out.splitlines()[-1].startswith("3 ports, 1 known terminal, 2 emulated terminals (emu://).")
     _, out, _ = ports_command(["--all"], machine.lister(records), lambda: None)
     assert "emu://" not in out.splitlines()[3] and "this build has no emulator" in out
     _, out, _ = ports_command(["--all"], machine.lister(records), list)
@@ -437,6 +442,7 @@ def test_no_ports_but_emulated_ones(machine: Machine) -> None:
     lines = out.splitlines()
     assert status == 0 and lines[0] == "No serial ports found."
     assert lines[3].split()[0] == "PORT" and lines[4].startswith("emu://healthy ")
+    assert lines[-1] == "0 serial ports, 1 emulated terminal (emu://). Connect with `pos-sim info PORT`."
 
 
 def test_broken_table_still_lists_ports_unmarked(bench: tuple[Machine, list[ListPortInfo]], tmp_path: Path) -> None:

@@ -73,10 +73,11 @@ def test_key_file_round_trip_is_private(tmp_path: Path) -> None:
      r"can be read by other users \(mode 644\); run: chmod 600"),
     ('format = "pos-sim-keys"\nversion = 1\n[keys]\nSP1 = "00\n', 0o600, r"not valid TOML \(line 4\)"),
     ('version = 1\n[keys]\n', 0o600, r'does not start with format = "pos-sim-keys"'),
-    ('format = "pos-sim-keys"\nversion = 2\n', 0o600, r"is version 2; this pos-sim reads version 1"),
-    ('format = "pos-sim-keys"\nversion = 1\nmaster = "x"\n', 0o600, r"unknown entries: master"),
+    ('format = "pos-sim-keys"\nversion = 2\n', 0o600, r"is not version 1, the one this pos-sim reads"),
+    ('format = "pos-sim-keys"\nversion = 1\nmaster = "x"\n', 0o600, r"1 unknown top-level entry: only format"),
     ('format = "pos-sim-keys"\nversion = 1\n[keys]\nSP1 = "abcd"\n', 0o600, r"key of SP1 must be 64 hex digits"),
-    ('format = "pos-sim-keys"\nversion = 1\n[keys]\n"SP 1" = "' + "ab" * 32 + '"\n', 0o600, r"is not a serial"),
+    ('format = "pos-sim-keys"\nversion = 1\n[keys]\n"SP 1" = "' + "ab" * 32 + '"\n', 0o600,
+     r"entry 1 under .keys. is not named"),
 ])
 def test_key_file_problems_are_one_clear_line(tmp_path: Path, content: str | None, mode: int, message: str) -> None:
     path = tmp_path / "keys.toml"
@@ -96,6 +97,27 @@ def test_broken_key_file_never_quotes_a_key(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError) as info:
         KeyFile.load(path)
     assert secret[:8] not in str(info.value)
+
+
+@pytest.mark.parametrize("body", [
+    'format = "pos-sim-keys"\nversion = "{s}"\n[keys]\n',                  # a key where the version goes
+    'format = "{s}"\nversion = 1\n[keys]\n',                                # ... where the format goes
+    'format = "pos-sim-keys"\nversion = 1\n{s} = "SP1"\n',                  # pasted at top level, as a name
+    'format = "pos-sim-keys"\nversion = 1\nSP1 = "{s}"\n',                  # ... at top level, as a value
+    'format = "pos-sim-keys"\nversion = 1\n[keys]\n{s} = "SP1"\n',         # key and serial swapped
+    'format = "pos-sim-keys"\nversion = 1\n[keys]\nSP1 = "{s}0"\n',        # one digit too many
+    'format = "pos-sim-keys"\nversion = 1\nkeys = "{s}"\n',                 # [keys] not a table
+])
+def test_no_key_file_error_echoes_a_value_from_the_file(tmp_path: Path, body: str) -> None:
+    secret = "5ed75cad347a476e3f1d92c35a842a52b1c4203fa39bcd0236aac487ffdbb987"
+    path = tmp_path / "keys.toml"
+    path.write_text(body.format(s=secret))
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError) as info:
+        KeyFile.load(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    assert secret[:6] not in message and secret[-6:] not in message, message
 
 
 def test_key_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,10 +151,11 @@ def test_backup_that_cannot_be_written_leaves_no_record(bench: Bench, capsys: py
     blocker = bench.tmp / "a-file"
     blocker.write_text("not a directory")
     code, _, err = bench.run(capsys, "backup", "-o", str(blocker / "sub"))
-    assert code == 4
-    assert err.count("\n") == 1 and "no backup was recorded" in err
-    with bench.registry() as reg:
-        assert reg.backups(bench.serial) == []
+    assert code == 1     # checked before anything: docs/cli.md, exit 1 for an output directory
+    assert err.count("\n") == 1 and f"{blocker} is a file, not a directory" in err
+    assert "nothing was read from the terminal" in err
+    with bench.registry() as reg:     # the terminal was never asked, so not even its identity is there
+        assert reg.devices() == [] and reg.audit_log() == []
 
 
 # -- unbind and the backup rule --------------------------------------------------------------------
@@ -456,14 +479,14 @@ def test_timeout_must_be_a_positive_number(bench: Bench, capsys: pytest.CaptureF
 
 def test_backup_into_a_directory_that_cannot_be_named(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = bench.run(capsys, "backup", "-o", "~no-such-user-here/backups")
-    assert code == 4 and err.count("\n") == 1 and "cannot use ~no-such-user-here/backups" in err
+    assert code == 1 and err.count("\n") == 1 and "cannot use ~no-such-user-here/backups" in err
 
 
 def test_backup_with_a_registry_that_cannot_be_opened(bench: Bench, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     code = main(["device", "backup", bench.port, "-o", str(bench.tmp / "b"), "--db", "sqlite:////proc/nope/r.db"])
     err = capsys.readouterr().err
-    assert code == 2 and "nothing was read from the terminal" in err
+    assert code == 128 and "nothing was read from the terminal" in err     # docs/cli.md: registry failed
     assert not (bench.tmp / "b").exists()
 
 
@@ -498,5 +521,29 @@ def test_an_answer_the_registry_cannot_record_is_said_plainly(bench: Bench, monk
 
     monkeypatch.setattr(Registry, "record_lifecycle", down)
     code, _, err = bench.run(capsys, "unbind", "--force", "--reason", "x")
-    assert code == 4
+    assert code == 128     # docs/cli.md: the registry failed
     assert "SP0000123 answered ok to unbind (now unactivated, counter 8) but the registry could not record it" in err
+
+
+def test_a_backup_the_registry_cannot_record_says_what_is_on_disk(bench: Bench, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from drivers.terminal import verify_txlog_backup
+    from pos_sim.registry import RegistryUnavailable
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise RegistryUnavailable("the registry database failed, nothing was saved: disk I/O error")
+
+    monkeypatch.setattr(Registry, "record_backup", down)
+    code, _, err = bench.run(capsys, "backup", "-o", str(bench.tmp / "b"))
+    assert code == 128 and err.count("\n") == 1          # docs/cli.md: the registry failed
+    [path] = (bench.tmp / "b").iterdir()
+    checked = verify_txlog_backup(path)                  # the file is whole and verifies
+    assert f"{path} was written and verified ({checked.records} transactions, sha256 {checked.sha256})" in err
+    assert "is kept" in err and "nothing is in the registry" in err and "disk I/O error" in err
+    with bench.registry() as reg:
+        assert reg.backups(bench.serial) == []
+    capsys.readouterr()
+    code = main(["device", "backup", bench.port, "-o", str(bench.tmp / "c"), "--db", bench.db, "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 128 and doc["recorded"] is False and doc["exit_status"] == 128
+    assert Path(doc["path"]).is_file() and doc["sha256"] == verify_txlog_backup(doc["path"]).sha256

@@ -225,6 +225,6 @@ def test_each_run_is_recorded_and_listed(tmp_path: Path) -> None:
     assert len(lines) == 2 and all("needs_attention" in line and "printer:paper_end" in line for line in lines)
     unknown = subprocess.run([sys.executable, "-m", "pos_sim.cli", "runs", "NOPE", "--db", db],
                              capture_output=True, text=True, timeout=60, check=False)
-    assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
     skipped = diag("emu://healthy?speed=50", "--non-interactive", "--db", db, "--no-record")
     assert "recorded" not in skipped.stderr

@@ -116,3 +116,41 @@ def test_nak_not_permitted_after_a_restart_is_a_refusal_not_unconfirmed(tmp_path
             assert [op.status for op in reg.lifecycle_ops(SERIAL)] == ["nak_not_permitted"]
     finally:
         server.stop()
+
+
+def _counter_at(tmp_path: Path, counter: int) -> Path:
+    text = SCENARIO_DIR.joinpath("healthy.toml").read_text(encoding="utf-8")
+    path = tmp_path / f"counter-{counter}.toml"
+    path.write_text(text.replace("counter = 7\n", f"counter = {counter}\n"), encoding="utf-8")
+    assert load_scenario(str(path)).lifecycle.counter == counter
+    return path
+
+
+def test_a_counter_at_its_maximum_is_one_line_that_says_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """2^32-1 is the top of the u32 counter (docs/protocol.md, LC_CHALLENGE); it never goes back."""
+    db = f"sqlite:///{tmp_path / 'registry.db'}"
+    port = f"emu://{_counter_at(tmp_path, 2**32 - 1)}?speed=inf&baud=1000000&state={tmp_path / 'terminal.json'}"
+    keys = str(_keys(tmp_path))
+    code = main(["device", "unbind", port, "--reason", "moving", "--force", "--yes", "--keys", keys, "--db", db])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{SERIAL}'s lifecycle counter is at its maximum (4294967295)" in err
+    assert "nothing was sent" in err and "repair centre" in err
+    assert main(["info", port, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"]["lifecycle"] == "bound"    # still bound
+    with Registry.open(db) as reg:
+        assert reg.lifecycle_ops(SERIAL) == []
+        [entry] = reg.audit_log()
+        assert (entry.action, entry.outcome, entry.details["counter"]) == ("device.unbind", "host_refused", 2**32 - 1)
+
+
+def test_one_below_the_maximum_still_goes_through(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'registry.db'}"
+    port = f"emu://{_counter_at(tmp_path, 2**32 - 2)}?speed=inf&baud=1000000&state={tmp_path / 'terminal.json'}"
+    code = main(["device", "unbind", port, "--reason", "moving", "--force", "--yes", "--keys", str(_keys(tmp_path)),
+                 "--db", db])
+    assert code == 0, capsys.readouterr().err
+    with Registry.open(db) as reg:
+        [op] = reg.lifecycle_ops(SERIAL)
+        assert (op.status, op.counter) == ("ok", 2**32 - 1)

@@ -23,7 +23,7 @@ def test_ticket_life_is_kept_and_audited(tmp_path: Path) -> None:
     tid = str(ticket["id"])
     assert cli("ticket", "advance", tid, "received", "--note", "at the bench", "--db", db).returncode == 0
     illegal = cli("ticket", "advance", tid, "closed", "--db", db)
-    assert illegal.returncode == 4 and len(illegal.stderr.strip().splitlines()) == 1
+    assert illegal.returncode == 1 and len(illegal.stderr.strip().splitlines()) == 1     # refused: docs/cli.md
     shown = cli("ticket", "show", tid, "--db", db)
     assert "opened → received  at the bench" in shown.stdout and "still needed: proof_of_purchase" in shown.stdout
     listed = json.loads(cli("ticket", "list", "--serial", "SP0000457", "--json", "--db", db).stdout)
@@ -103,5 +103,49 @@ def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
                       ("mysql://u:secret@127.0.0.1:1/x", "driver for mysql://u:***@127.0.0.1:1/x is not installed")]:
         for command in (["devices"], ["audit", "show"], ["ticket", "list"]):
             r = cli(*command, "--db", url)
-            assert r.returncode == 2 and r.stderr.count("\n") == 1 and said in r.stderr, (command, r.stderr)
+            assert r.returncode == 128 and r.stderr.count("\n") == 1 and said in r.stderr, (command, r.stderr)
             assert "secret" not in r.stderr and "Traceback" not in r.stderr
+
+
+def _columns(lines: list[str], header: list[str]) -> list[int]:
+    """Where each header word starts; every row must have a cell starting there."""
+    starts = [lines[0].index(h) for h in header]
+    for row in lines[1:]:
+        for start in starts[1:]:
+            assert row[start - 2:start] == "  " and row[start] != " ", (start, row)
+    return starts
+
+
+def test_devices_and_audit_show_print_aligned_columns_under_a_header(tmp_path: Path) -> None:
+    from pos_sim.registry import Registry
+    from tests.pos_sim.registry.conftest import device_info
+
+    db = f"sqlite:///{tmp_path / 'bench.db'}"
+    with Registry.open(db) as reg:
+        reg.record_device(device_info())
+        reg.record_device(device_info(serial="SP42", lifecycle="unactivated", firmware="10.0.12-beta"))
+        reg.open_ticket("SP42", "cracked screen")
+        reg.open_ticket("SP1000001", "no paper feed, motor hums")
+    lines = cli("devices", "--db", db).stdout.splitlines()
+    assert lines[0].split() == ["SERIAL", "MODEL", "FIRMWARE", "LIFECYCLE", "MERCHANT", "LAST", "SEEN"]
+    assert len(lines) == 3 and lines[1].startswith("SP1000001 ") and lines[2].startswith("SP42 ")
+    starts = _columns(lines, ["SERIAL", "MODEL", "FIRMWARE", "LIFECYCLE", "MERCHANT", "LAST SEEN"])
+    assert lines[2][starts[2]:].startswith("10.0.12-beta") and lines[1][starts[3]:].startswith("activated")
+    lines = cli("audit", "show", "--db", db).stdout.splitlines()
+    assert lines[0].split() == ["ID", "AT", "(UTC)", "ACTOR", "FROM", "ACTION", "OUTCOME", "TARGET"]
+    assert len(lines) == 3
+    starts = _columns(lines, ["ID", "AT (UTC)", "ACTOR", "FROM", "ACTION", "OUTCOME", "TARGET"])
+    assert lines[1][starts[4]:].startswith("ticket.open") and lines[2][starts[5]:].startswith("ok")
+    assert lines[1][starts[6]:] == "ticket #1 SP42" and lines[2][starts[6]:] == "ticket #2 SP1000001"
+
+
+def test_runs_of_a_terminal_without_any_says_so(tmp_path: Path) -> None:
+    from pos_sim.registry import Registry
+    from tests.pos_sim.registry.conftest import device_info
+
+    db = f"sqlite:///{tmp_path / 'bench.db'}"
+    with Registry.open(db) as reg:
+        reg.record_device(device_info())
+    r = cli("runs", "SP1000001", "--db", db)
+    assert r.returncode == 0 and r.stdout.startswith("no diagnostic runs recorded for SP1000001")
+    assert json.loads(cli("runs", "SP1000001", "--json", "--db", db).stdout)["runs"] == []

@@ -451,3 +451,55 @@ def test_ticket_changes_are_audited_by_the_registry_itself(reg: Registry) -> Non
     assert [(e.actor, e.origin, e.action, e.target) for e in reg.audit_log()] == [
         ("ana", "bench-2", "ticket.open", f"ticket #{t.id} SP9"),
         ("ana", "bench-2", "ticket.advance", f"ticket #{t.id} SP9")]
+
+
+# -- somebody else's database ----------------------------------------------------------------------
+
+def _sqlite_file(path: Path, *ddl: str) -> bytes:
+    con = sqlite3.connect(path)
+    for statement in ddl:
+        con.execute(statement)
+    con.commit()
+    con.close()
+    return path.read_bytes()
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    from pos_sim.registry import ForeignDatabase
+
+    db = tmp_path / "inventory.db"
+    before = _sqlite_file(db, "CREATE TABLE items (sku TEXT PRIMARY KEY, qty INTEGER)",
+                          "INSERT INTO items VALUES ('A-1', 3)", "CREATE TABLE devices (x INTEGER)")
+    with pytest.raises(ForeignDatabase, match=r"holds tables that are not the registry's \(items\)") as err:
+        Registry.open(str(db))
+    assert err.value.exit_code == 128 and "\n" not in str(err.value)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory.db"]    # no -wal, no -journal either
+
+
+def test_a_file_that_is_not_sqlite_is_refused_unchanged(tmp_path: Path) -> None:
+    from pos_sim.registry import ForeignDatabase
+
+    db = tmp_path / "notes.db"
+    db.write_bytes(b"shopping list: paper rolls\n" * 40)
+    with pytest.raises(ForeignDatabase, match="is not a pos-sim registry"):
+        Registry.open(str(db))
+    assert db.read_bytes() == b"shopping list: paper rolls\n" * 40
+
+
+def test_an_empty_file_and_our_own_database_open(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with Registry.open(str(empty)) as reg:
+        reg.record_device(device_info())
+    with Registry.open(str(empty)) as reg:        # reopened: every table is ours
+        assert [d.serial for d in reg.devices()] == ["SP1000001"]
+
+
+def test_a_newer_registry_with_tables_we_do_not_know_is_too_new_not_foreign(tmp_path: Path) -> None:
+    db = tmp_path / "newer.db"
+    with Registry.open(str(db)):
+        pass
+    _sqlite_file(db, "CREATE TABLE firmware_images (id INTEGER PRIMARY KEY)", "UPDATE schema_version SET version = 99")
+    with pytest.raises(SchemaTooNew):
+        Registry.open(str(db))
