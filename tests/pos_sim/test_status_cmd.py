@@ -9,6 +9,7 @@ field names of the JSON are copied from docs/protocol.md's "Status blocks" table
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -275,26 +276,39 @@ SYSTEM = {"free_memory_kb": 100, "total_memory_kb": 4096, "uptime_s": 3725, "boa
           "firmware_update_state": 1, "firmware_update_result": 5, "last_reset": "none"}
 
 
+POWER = {"source": "dc", "voltage_mv": 12000, "current_ma": 0, "battery_pct": 100, "battery_status": "not_installed",
+         "battery_temp_c": 0}
+
+
 @pytest.fixture
 def awkward_terminal() -> Iterator[PtyPeer]:
     """Answers HELLO, INFO, PING and STATUS for system; NAKs the printer not_permitted; never
     answers for power."""
+    yield from _pty_terminal(awkward=True)
+
+
+@pytest.fixture
+def obliging_terminal() -> Iterator[PtyPeer]:
+    """Answers HELLO, INFO, PING, and STATUS for all three components (printer: paper near end)."""
+    yield from _pty_terminal(awkward=False)
+
+
+def _pty_terminal(*, awkward: bool) -> Iterator[PtyPeer]:
     peer = PtyPeer()
     stop = threading.Event()
     started = time.monotonic()
     deframer = FrameDeframer()
 
     def answer(frame_type: int, seq: int, fields: dict[str, Any]) -> None:
-        peer.write(encode_message(frame_type, fields, seq=seq, flags=RESP))
+        with contextlib.suppress(OSError):   # unplugged by the test meanwhile
+            peer.write(encode_message(frame_type, fields, seq=seq, flags=RESP))
 
     def loop() -> None:
-        while not stop.is_set():
-            r, _, _ = select.select([peer.master], [], [], 0.05)
-            if not r:
-                continue
+        while not stop.is_set() and peer.master >= 0:
             try:
-                data = os.read(peer.master, 4096)
-            except OSError:
+                r, _, _ = select.select([peer.master], [], [], 0.05)
+                data = os.read(peer.master, 4096) if r else b""
+            except (OSError, ValueError):   # unplugged by the test
                 return
             for frame in deframer.feed(data):
                 if frame.type == MessageType.HELLO:
@@ -309,15 +323,24 @@ def awkward_terminal() -> Iterator[PtyPeer]:
                     component = frame.payload[0]
                     if component == 1:
                         answer(MessageType.STATUS_REPLY, frame.seq, {"component": "system", "status": SYSTEM})
-                    elif component == 5:
+                    elif component == 5 and awkward:
                         answer(MessageType.NAK, frame.seq, {"reason": "not_permitted"})
+                    elif component == 5:
+                        answer(MessageType.STATUS_REPLY, frame.seq, {"component": "printer", "status": PRINTER})
+                    elif component == 9 and not awkward:
+                        answer(MessageType.STATUS_REPLY, frame.seq, {"component": "power", "status": POWER})
 
-    t = threading.Thread(target=loop, name="awkward terminal")
+    t = threading.Thread(target=loop, name="pty terminal")
     t.start()
     yield peer
     stop.set()
     t.join()
     peer.close()
+
+
+# docs/protocol.md Example 4: the printer with paper near end
+PRINTER = {"printer_status": 22, "offline_cause": 18, "error_cause": 18, "paper_sensor": 30, "head_temp_c": 38,
+           "lines_printed": 482113}
 
 
 def test_a_refused_and_a_silent_component_show_in_their_rows(awkward_terminal: PtyPeer) -> None:
@@ -428,6 +451,19 @@ def test_watch_json_is_one_object_per_line() -> None:
     docs = [json.loads(line) for line in lines[:2]]
     assert all(d["components"]["power"]["status"]["battery_status"] == "low" for d in docs)
     assert docs[1]["taken_at"] >= docs[0]["taken_at"]
+
+
+def test_watch_ends_with_one_line_and_exit_4_when_the_terminal_goes_away(obliging_terminal: PtyPeer) -> None:
+    proc = _interruptible(obliging_terminal.path, "--watch", "0.2", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    got = _read_until(proc.stdout.fileno(), lambda b: b.count(b"Battery temperature") >= 1, proc)
+    assert table(got.decode())["Printer"]["Paper"] == "near end"
+    assert table(got.decode())["Power and battery"]["Battery status"] == "not installed"
+    obliging_terminal.unplug()   # the cable pulled: the host's reads fail
+    _, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 4, err
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pos-sim status: ") and "disconnected" in lines[0], lines
 
 
 # -- errors -----------------------------------------------------------------------------------
