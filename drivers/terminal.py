@@ -162,6 +162,27 @@ class TxLogExport:
     sha256: str
 
 
+@dataclass(frozen=True)
+class ComponentStatus:
+    """One component's answer to STATUS_REQUEST: its status block, or why there is none.
+
+    ``problem`` is ``""`` when the status came, ``"refused"`` when the terminal answered NAK
+    (``reason`` is the NakReason), ``"timeout"`` when every send of the request went unanswered
+    while the terminal still answered PING, and ``"error"`` for an answer the protocol does not
+    allow there (``reason`` says what came).
+    """
+
+    component: str
+    status: dict[str, Any] | None = None
+    problem: str = ""
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the terminal sent the component's status block."""
+        return self.status is not None
+
+
 def _name(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
@@ -520,6 +541,32 @@ class Terminal:
         f = self._request(MessageType.STATUS_REQUEST, {"component": component}).fields
         status: dict[str, Any] = f["status"] or {}
         return status
+
+    def status_all(self, components: list[str] | tuple[str, ...] | None = None) -> dict[str, ComponentStatus]:
+        """STATUS_REQUEST for each of ``components`` (default: every one HELLO said is fitted), in
+        that order; one :class:`ComponentStatus` each, by name.
+
+        A refusal, a timeout or a malformed answer is that component's result and the others are
+        still asked. What ends the whole snapshot is raised: the port broke, the session is lost
+        (the terminal restarted), or a component went unanswered and so did the PING sent to
+        tell a silent component from a silent terminal.
+        """
+        if components is None:
+            components = self.hello.components if self.hello is not None else ()
+        out: dict[str, ComponentStatus] = {}
+        for component in components:
+            try:
+                out[component] = ComponentStatus(component, self.status(component))
+            except RequestRefused as exc:
+                out[component] = ComponentStatus(component, None, "refused", _name(exc.reason))
+            except ResponseTimeout as exc:
+                if self.link.error is not None:
+                    raise
+                self.ping()   # raises when the terminal itself has gone silent
+                out[component] = ComponentStatus(component, None, "timeout", str(exc))
+            except ProtocolViolation as exc:
+                out[component] = ComponentStatus(component, None, "error", str(exc))
+        return out
 
     def start_self_test(self, component: str, plan: str = "full", interactive: bool = False) -> SelfTestRun:
         """Start a component's self-test; the run collects progress and the result."""

@@ -100,11 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     p.set_defaults(func=_cmd_protocol)
 
-    from pos_sim import capture_cmd, device_cmd, diag_cmd, info_cmd, ports_cmd, registry_cmd, tui_cmd
+    from pos_sim import capture_cmd, device_cmd, diag_cmd, info_cmd, ports_cmd, registry_cmd, status_cmd, tui_cmd
     from pos_sim.emulator import cli as emulate_cmd
 
     ports_cmd.add_parser(sub)
     info_cmd.add_parser(sub)
+    status_cmd.add_parser(sub)
     diag_cmd.add_parser(sub)
     emulate_cmd.add_parser(sub)
     capture_cmd.add_parser(sub)
