@@ -113,3 +113,42 @@ def test_a_chinese_report_translates_the_hosts_details(crashing_terminal: Termin
     assert "未运行：连接在这项检测之前中断了" in text and "not run" not in text
     assert {(n.component, n.reason) for n in report.not_tested} >= {("printer", "link_failed"),
                                                                     ("scanner", "link_failed")}
+
+
+def test_an_event_log_the_terminal_refuses_is_a_finding_not_an_empty_list(tmp_path: Path) -> None:
+    # The `locked` capture, with the terminal's answer to EVENTLOG_READ replaced by NAK
+    # unknown_type: firmware that does not have the message. Every other byte is as recorded.
+    from protocols import FrameDeframer, MessageType, NakReason, decode_message, encode_message
+
+    source = (Path(__file__).resolve().parents[3] / "fixtures" / "captures" / "locked.cap").read_text()
+    lines, out, host = source.splitlines(), [], FrameDeframer()
+    replacing = False
+    for line in lines:
+        if line.startswith(">"):
+            replacing = False
+            for frame in host.feed(bytes.fromhex(line.split()[2])):
+                if decode_message(frame).type == MessageType.EVENTLOG_READ:
+                    out.append(line)
+                    nak = encode_message(MessageType.NAK, {"reason": NakReason.unknown_type}, seq=frame.seq,
+                                         flags=1)
+                    out.append(f"< {float(line.split()[1]) + 0.001:.6f} {nak.hex()}")
+                    replacing = True
+                    break
+            else:
+                out.append(line)
+        elif line.startswith("<") and replacing:
+            continue
+        else:
+            out.append(line)
+    capture = tmp_path / "refused-log.cap"
+    capture.write_text("\n".join(out) + "\n")
+    r = diag(f"replay://{capture}", "--non-interactive", "--lang", "en", "--json")
+    report = json.loads(r.stdout)
+    assert report["event_log"] is None, report["event_log"]
+    assert [f["code"] for f in report["communication"]] == ["eventlog_refused"]
+    assert {"component": "event_log", "reason": "terminal_refused", "partial": False} in report["not_tested"]
+    # the tamper lock still stands; no link failure and no log bit: the log was not read
+    assert r.returncode == report["exit_status"] == 32, r.stderr
+    human = diag(f"replay://{capture}", "--non-interactive", "--lang", "en")
+    assert "event log not read (the terminal refused)" in human.stdout
+    assert "The terminal refused to hand over its event log" in human.stdout
