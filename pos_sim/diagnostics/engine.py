@@ -598,6 +598,35 @@ def completeness_text(report: DiagnosticReport, catalogue: Catalogue, lang: str 
     return parts_sep.join(parts)
 
 
+def translate_terminal_note(note: str, catalogue: Catalogue, lang: str) -> str:
+    """A self-test note in ``lang``, as far as its phrases are in the catalogue (group
+    ``terminal_note``): "not run: test page (no person present)" is "未运行：打印测试页（无人操作）".
+    What the catalogue does not know (a number, another firmware's words) stays as it came."""
+    if normalize_language(lang) == "en" or not note:
+        return note
+    words = {catalogue.label("terminal_note", k, "en"): catalogue.label("terminal_note", k, lang)
+             for k in catalogue.keys("terminal_note")}
+
+    def say(phrase: str) -> str:
+        return words.get(phrase, phrase)
+
+    parts = []
+    for part in note.split("; "):
+        head, colon, rest = part.partition(": ")
+        if colon and head == "not run":
+            items = []
+            for item in rest.split(", "):
+                name, paren, why = item.partition(" (")
+                items.append(f"{say(name)}（{say(why.removesuffix(')'))}）" if paren and why.endswith(")")
+                             else say(item))
+            parts.append(f"{say(head)}：{'，'.join(items)}")
+        elif part.startswith("also "):
+            parts.append(f"{say('also')} {part.removeprefix('also ')}")
+        else:
+            parts.append(say(part))
+    return "；".join(parts)
+
+
 def _lost_reason(exc: DriverError) -> str:
     """Why a check did not run after a failure: the terminal restarted, or the link failed."""
     return "lost_to_restart" if isinstance(exc, SessionLost) else "link_failed"
@@ -655,5 +684,7 @@ def _name_restart_losses(report: DiagnosticReport, cat: Catalogue) -> None:
 def _with_note(label: str, verdict: str, r: SelfTestResult, cat: Catalogue, lang: str) -> str:
     skipped = r.measurements.get("checks_skipped", 0)
     if verdict == "skipped" and skipped:
+        if normalize_language(lang) == "zh-CN":
+            return f"{label}（{cat.label('measurement', 'checks_skipped', lang)}：{skipped}）"
         return f"{label} ({cat.label('measurement', 'checks_skipped', lang)}: {skipped})"
     return label

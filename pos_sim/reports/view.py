@@ -26,6 +26,7 @@ from pos_sim.diagnostics.engine import (
     DiagnosticReport,
     Finding,
     completeness_text,
+    translate_terminal_note,
     verdict_detail_key,
 )
 from protocols.codes import Severity, TrackCode
@@ -318,6 +319,13 @@ def build_view(report: DiagnosticReport, catalogue: Catalogue | None = None) -> 
             continue
         same[key] = len(advice)
         advice.append(f)
+    # a step two faults share (open a repair ticket ...) is given once, under the first
+    given: set[str] = set()
+    for i, f in enumerate(advice):
+        steps = tuple(step for step in f.advice if step not in given)
+        given.update(steps)
+        advice[i] = replace(f, advice=steps)
+    advice = [f for f in advice if f.advice]
     detail = w.label("overall_detail", verdict_detail_key(report)) if report.verdict else ""
     if not report.complete and report.device is not None:
         scope = completeness_text(report, w.catalogue, lang)
@@ -353,7 +361,7 @@ def build_view(report: DiagnosticReport, catalogue: Catalogue | None = None) -> 
 def _finding_view(f: Finding, w: _Words, not_tested: str | None = None) -> FindingView:
     severity = _severity_key(f.severity)
     message = "" if f.verdict == "pass" and f.message == w.label("verdict", "pass") else f.message
-    if not_tested and not_tested not in message:
+    if not_tested and message == w.label("verdict", "skipped"):   # a bare "skipped": say why
         left, right = ("（", "）") if w.lang == "zh-CN" else (" (", ")")
         message = f"{message}{left}{not_tested}{right}"
     return FindingView(
@@ -366,7 +374,7 @@ def _finding_view(f: Finding, w: _Words, not_tested: str | None = None) -> Findi
         severity=w.label("severity", severity) if severity else "",
         # a pass says nothing more than its verdict; its message is only the verdict again
         message=message,
-        note=f.note if f.verdict != "pass" else "",
+        note=translate_terminal_note(f.note, w.catalogue, w.lang) if f.verdict != "pass" else "",
         advice=tuple(f.advice),
         merchant_fixable=f.merchant_fixable,
         repair_ticket=f.repair_ticket,

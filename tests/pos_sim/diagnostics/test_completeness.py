@@ -152,3 +152,15 @@ def test_an_event_log_the_terminal_refuses_is_a_finding_not_an_empty_list(tmp_pa
     human = diag(f"replay://{capture}", "--non-interactive", "--lang", "en")
     assert "event log not read (the terminal refused)" in human.stdout
     assert "The terminal refused to hand over its event log" in human.stdout
+
+
+def test_the_chinese_report_shows_the_terminals_not_run_note_in_chinese(tmp_path: Path) -> None:
+    path = tmp_path / "dropped.md"
+    r = diag("emu://dropped?speed=50", "--non-interactive", "--lang", "zh", "--report", str(path))
+    assert r.returncode == 104, r.stderr
+    text = path.read_text(encoding="utf-8")
+    # the terminal's note is "1873 dead pixels; not run: test pattern (no person present), ..."
+    assert "未运行：测试图案（无人操作），触摸（无人操作）" in text
+    assert "not run" not in text and "no person present" not in text
+    steps = [line for line in text.splitlines() if line[:1].isdigit() and ". " in line]
+    assert steps and len(steps) == len(set(steps)), "an advice step was given twice"
