@@ -349,7 +349,9 @@ class DiagnosticsEngine:
                     if exc.reason == "busy" and running:
                         continue   # the terminal runs what it can; try again when one finishes
                     waiting.remove(component)
-                    report.results.append(self._refused(component, exc, report))
+                    refused = self._refused(component, exc, report)
+                    report.results.append(refused)
+                    self.on_update(Update("finished", component, finding=refused))
                     continue
                 except DriverError as exc:
                     if self._retry(exc, component, retries, noisy):
