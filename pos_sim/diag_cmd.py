@@ -24,7 +24,11 @@ from pos_sim.diagnostics.engine import (
     SCHEMA_VERSION,
     DiagnosticReport,
     DiagnosticsEngine,
+    Finding,
+    RunAborted,
     Update,
+    completeness_text,
+    verdict_detail_key,
 )
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
@@ -69,24 +73,39 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+#: the answers a [y/n] prompt takes (anything else asks again)
+YES = frozenset({"y", "yes", "是"})
+NO = frozenset({"n", "no", "否"})
+#: the exit status of a run the technician ended at a prompt (128 + SIGINT, as a shell reports it)
+EXIT_ABORTED = 130
+
+
 class ConsolePrompter:
     """Asks the technician on the terminal (only when stdin is one)."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, catalogue: Catalogue | None = None, lang: str = "en") -> None:
         self.out = out
+        self.catalogue = catalogue or load_catalogue()
+        self.lang = lang
 
     def show(self, component: str, prompt: str, text: str) -> None:
         """Print what to do now."""
         print(f"  >> {text}", file=self.out, flush=True)
 
     def confirm(self, component: str, prompt: str, text: str) -> bool:
-        """Ask yes/no; anything but y/yes/是 is no."""
-        print(f"  ?? {text} [y/n] ", end="", file=self.out, flush=True)
-        try:
-            answer = input().strip().lower()
-        except EOFError:
-            return False
-        return answer in ("y", "yes", "是", "对", "好")
+        """Ask yes/no until the answer is one (y/yes/是, n/no/否); end of input or Ctrl-C
+        raises :class:`RunAborted`: a stray key never fails a part."""
+        while True:
+            print(f"  ?? {text} [y/n] ", end="", file=self.out, flush=True)
+            try:
+                answer = input().strip().lower()
+            except (EOFError, KeyboardInterrupt):
+                raise RunAborted("the technician ended the run at a prompt") from None
+            if answer in YES:
+                return True
+            if answer in NO:
+                return False
+            print(f"  {self.catalogue.label('console', 'answer_yes_no', self.lang)}", file=self.out, flush=True)
 
 
 def _colour(enabled: bool) -> Any:
@@ -106,6 +125,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("pos-sim diag: --report must end in .html, .htm, .md or .json")
     if not args.timeout > 0:
         raise UsageError("pos-sim diag: --timeout must be more than 0")
+    if args.report:
+        from pos_sim.reports import ReportError, check_report_path
+
+        try:   # before the port opens: a run whose report cannot be written is a wasted run
+            check_report_path(args.report)
+        except ReportError as exc:
+            raise UsageError(f"pos-sim diag: {exc}") from None
     tests = [t.strip() for t in args.tests.split(",") if t.strip()] if args.tests else None
     if tests:
         unknown = [t for t in tests if t not in NATURAL_ORDER]
@@ -149,11 +175,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {paint(catalogue.label('verdict', v, lang), v)} {name}", file=progress_out, flush=True)
 
         engine = DiagnosticsEngine(term, lang=lang, catalogue=catalogue, on_update=on_update, port=args.port,
-                                   prompter=ConsolePrompter(progress_out) if interactive else None)
+                                   prompter=ConsolePrompter(progress_out, catalogue, lang) if interactive else None)
         if show_progress:
             plan_name = catalogue.label("plan", args.plan, lang)
             print(f"{plan_name} · {args.port}", file=progress_out, flush=True)
-        report = engine.run(args.plan, tests, interactive=interactive)
+        try:
+            report = engine.run(args.plan, tests, interactive=interactive)
+        except (RunAborted, KeyboardInterrupt):
+            # the prompt's line is still open: end it, then one line; no report, no record
+            print(file=progress_out, flush=True)
+            print(f"pos-sim diag: {catalogue.label('console', 'aborted', lang)}", file=sys.stderr, flush=True)
+            return EXIT_ABORTED
         mismatch = getattr(getattr(term.link.port, "player", None), "mismatch", None)   # replay://
         if mismatch is not None:
             print(f"pos-sim diag: {mismatch}", file=sys.stderr)
@@ -178,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
 def _fail(args: argparse.Namespace, exc: DriverError, lang: str, catalogue: Catalogue) -> int:
     if args.json:
         print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "device": None, "results": [],
-                          "verdict": None, "error": str(exc), "exit_status": exc.exit_code}, ensure_ascii=False))
+                          "verdict": None, "complete": False, "not_tested": [], "error": str(exc),
+                          "exit_status": exc.exit_code}, ensure_ascii=False))
     print(f"pos-sim diag: {exc}", file=sys.stderr)
     return exc.exit_code
 
@@ -192,30 +225,37 @@ def print_human(report: DiagnosticReport, cat: Catalogue, paint: Any, out: TextI
         print(f"{d.manufacturer} {d.model}  {cat.label('ticket_field', 'serial_number', lang)} {d.serial}  "
               f"{cat.label('ticket_field', 'firmware_version', lang)} {d.firmware_version}  "
               f"[{d.lifecycle}{' · ' + d.merchant_id if d.merchant_id else ''}]", file=out)
+    why = {n.component: cat.label("not_tested_reason", n.reason, lang) for n in report.not_tested}
     rows = [(cat.label("component", f.component, lang) if f.component in NATURAL_ORDER else f.component,
-             f.verdict, cat.label("verdict", f.verdict, lang), f.code or "", f.message) for f in report.results]
+             f.verdict, cat.label("verdict", f.verdict, lang), f.code or "",
+             f"({why[f.component]})" if f.verdict == "skipped" and f.component in why else f.message)
+            for f in report.results]
     width = max((_width(r[0]) for r in rows), default=8) + 2
     vwidth = max((_width(r[2]) for r in rows), default=6) + 2
     for name, key, verdict, code, message in rows:
         print(f"  {_pad(name, width)}{paint(_pad(verdict, vwidth), key)}{code + '  ' if code else ''}"
-              f"{'' if key in ('pass', 'skipped') and not code else message}", file=out)
+              f"{'' if key == 'pass' and not code else message}", file=out)
     for f in report.communication:
         print(f"  {_pad(cat.label('category', 'communication', lang), width)}"
               f"{paint(_pad(cat.label('verdict', f.verdict, lang), vwidth), f.verdict)}{f.code}  {f.message}",
               file=out)
-    bad = [f for f in [*report.results, *report.communication] if f.advice and f.verdict in ("fail", "warn", "error")]
+    bad = [f for f in [*report.results, *report.communication]
+           if f.advice and f.verdict in ("fail", "warn", "error", "skipped")]
     if bad:
         print(file=out)
         print(cat.label("heading", "advice", lang), file=out)
-        for f in bad:
-            name = cat.label("component", f.component, lang) if f.component in NATURAL_ORDER else f.component
-            print(f"  {name}: {f.message}", file=out)
-            for i, step in enumerate(f.advice, 1):
+        printed: set[str] = set()
+        for names, message, all_steps in advice_groups(bad, cat, lang):
+            steps = [s for s in all_steps if s not in printed]
+            if not steps:
+                continue    # every step was given above for another part
+            printed.update(steps)
+            print(f"  {', '.join(names)}: {message}", file=out)
+            for i, step in enumerate(steps, 1):
                 print(f"    {i}. {step}", file=out)
     print(file=out)
-    overall = cat.label("overall", report.verdict, lang)
-    print(f"{cat.label('heading', 'overall', lang)}: {paint(overall, report.verdict)} "
-          f"({cat.label('overall_detail', report.verdict, lang)})  exit {report.exit_status}", file=out)
+    print(f"{cat.label('heading', 'overall', lang)}: {verdict_line(report, cat, paint)}  exit {report.exit_status}",
+          file=out)
     ticket = [f for f in report.results if f.repair_ticket]
     if ticket and d is not None:
         print(file=out)
@@ -231,6 +271,33 @@ def print_human(report: DiagnosticReport, cat: Catalogue, paint: Any, out: TextI
         for key in cat.keys("ticket_material"):
             print(f"    - {cat.label('ticket_material', key, lang)}", file=out)
         print(f"  {cat.label('ticket', 'backup_first', lang)}", file=out)
+
+
+def verdict_line(report: DiagnosticReport, cat: Catalogue, paint: Any = None) -> str:
+    """The overall verdict as the human output says it: with its explanation when every check of
+    the plan ran, else with what it covers ("OK for the 4 checks that ran; 7 not tested ...")."""
+    lang = report.lang
+    paint = paint or (lambda text, key: text)
+    overall = cat.label("overall", report.verdict, lang)
+    detail = cat.label("overall_detail", verdict_detail_key(report), lang)
+    if report.complete:
+        return f"{paint(overall, report.verdict)} ({detail})"
+    text = completeness_text(report, cat).replace(overall, paint(overall, report.verdict), 1)
+    # "every check passed" is not true of an incomplete run; the other explanations still are
+    return text if report.verdict == "ok" else f"{text} ({detail})"
+
+
+def advice_groups(findings: list[Finding], cat: Catalogue, lang: str) -> list[tuple[list[str], str, list[str]]]:
+    """Findings with the same message and advice as one entry (every part it concerns, the steps
+    once): a link failure shows as each interrupted part and as a communication finding."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for f in findings:
+        name = (cat.label("component", f.component, lang) if f.component in NATURAL_ORDER
+                else cat.label("category", "communication", lang) if f.component == "link" else f.component)
+        names = groups.setdefault((f.message, f.advice), [])
+        if name not in names:
+            names.append(name)
+    return [(names, message, list(steps)) for (message, steps), names in groups.items()]
 
 
 def _width(text: str) -> int:

@@ -54,6 +54,11 @@ PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
     "quick": ("quick", NATURAL_ORDER),
     "drop": ("full", DROP_ORDER),
 }
+#: why a check of the plan did not run (in full), the ``not_tested`` reasons of docs/diagnostics.md
+NOT_TESTED_REASONS = ("needs_person", "not_fitted", "terminal_refused", "terminal_locked", "lost_to_restart",
+                      "link_failed", "aborted")
+#: what the event log is filed under in ``not_tested`` (it is read after the self-tests)
+EVENT_LOG = "event_log"
 #: recovered link trouble worth telling the technician about: on a sound cable there is none
 CRC_WARNING_THRESHOLD = 1
 #: a test whose request or events were lost on a bad line is run once more before it counts as
@@ -65,6 +70,12 @@ RETRIES = 1
 NOISY_RETRIES = 3
 
 
+class RunAborted(Exception):
+    """The technician ended the run at a prompt (end of input, Ctrl-C, Escape): nothing the run
+    found so far is a verdict. A :class:`Prompter` raises it; :meth:`DiagnosticsEngine.run`
+    aborts the terminal's running tests and lets it through."""
+
+
 class Prompter(Protocol):
     """Where a running test's requests to the technician go."""
 
@@ -72,7 +83,8 @@ class Prompter(Protocol):
         """Tell the technician what to do now (swipe, insert, press every key ...)."""
 
     def confirm(self, component: str, prompt: str, text: str) -> bool:
-        """Ask the technician a yes/no question (does the test pattern look right?)."""
+        """Ask the technician a yes/no question (does the test pattern look right?); raise
+        :class:`RunAborted` when the technician ends the run instead of answering."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,23 @@ class Update:
     finding: Finding | None = None
 
 
+@dataclass(frozen=True)
+class NotTested:
+    """A check of the plan that did not run, or ran only in part, and why.
+
+    ``reason`` is one of :data:`NOT_TESTED_REASONS`. ``partial`` is true when the component's
+    test ran but left checks out (its verdict stands for the checks that ran).
+    """
+
+    component: str
+    reason: str
+    partial: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"component": self.component, "reason": self.reason, "partial": self.partial}
+
+
 @dataclass
 class DiagnosticReport:
     """Everything one diagnostic run found; what reports, JSON and the registry are made of."""
@@ -128,6 +157,53 @@ class DiagnosticReport:
     link: dict[str, Any] = field(default_factory=dict)
     verdict: str = "ok"
     exit_status: int = 0
+    #: the components the terminal has (from HELLO); None when unknown
+    fitted: list[str] | None = None
+    #: components (or :data:`EVENT_LOG`) that the host decided did not run, and why
+    untested: dict[str, str] = field(default_factory=dict)
+    #: False when the event log could not be read (then ``event_log`` is empty and says nothing)
+    event_log_read: bool = True
+
+    @property
+    def not_tested(self) -> list[NotTested]:
+        """Every check of the plan that did not run in full, and why; then the components the
+        terminal does not have (``not_fitted``: they are not in the plan, so they leave a run
+        complete)."""
+        out: list[NotTested] = []
+        for f in self.results:
+            reason = self.untested.get(f.component)
+            skipped = f.measurements.get("checks_skipped", 0)
+            if reason is None:
+                if f.verdict == "skipped":
+                    reason = "needs_person"     # the terminal leaves out only checks that need one
+                elif f.verdict == "error":
+                    reason = "link_failed"
+                elif skipped:
+                    out.append(NotTested(f.component, "needs_person", partial=True))
+                    continue
+                else:
+                    continue
+            out.append(NotTested(f.component, reason))
+        if self.device is None and not self.results:
+            out += [NotTested(c, "link_failed") for c in (self.fitted or ())]
+        if not self.event_log_read or EVENT_LOG in self.untested:
+            out.append(NotTested(EVENT_LOG, self.untested.get(EVENT_LOG, "link_failed")))
+        if self.fitted is not None:
+            out += [NotTested(c, "not_fitted") for c in NATURAL_ORDER if c not in self.fitted]
+        return out
+
+    @property
+    def complete(self) -> bool:
+        """True only when every check of the plan ran (a ``quick`` plan: its own checks)."""
+        if self.device is None:
+            return False
+        return not any(n.reason != "not_fitted" for n in self.not_tested)
+
+    @property
+    def tested(self) -> list[str]:
+        """The components whose test ran, in full or in part (their verdict says something)."""
+        untested = {n.component for n in self.not_tested if not n.partial}
+        return [f.component for f in self.results if f.component not in untested]
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` object (docs/diagnostics.md documents every field)."""
@@ -142,9 +218,11 @@ class DiagnosticReport:
             "device": self.device.as_dict() if self.device else None,
             "results": [f.as_dict() for f in self.results],
             "communication": [f.as_dict() for f in self.communication],
-            "event_log": self.event_log,
+            "event_log": self.event_log if self.event_log_read else None,
             "link": self.link,
             "verdict": self.verdict,
+            "complete": self.complete,
+            "not_tested": [n.as_dict() for n in self.not_tested],
             "exit_status": self.exit_status,
         }
 
@@ -188,13 +266,26 @@ class DiagnosticsEngine:
 
     def run(self, plan: str = "full", tests: Sequence[str] | None = None,
             interactive: bool = True) -> DiagnosticReport:
-        """Run the plan and return the report (never raises for what the terminal does)."""
+        """Run the plan and return the report (never raises for what the terminal does).
+
+        Raises :class:`RunAborted` (or ``KeyboardInterrupt``) when the technician ends the run at
+        a prompt; the terminal's running tests are aborted first, and no report is made."""
+        try:
+            return self._run(plan, tests, interactive)
+        except (RunAborted, KeyboardInterrupt):
+            with contextlib.suppress(DriverError):
+                self.terminal.abort()   # 0xFF: every running test (docs/protocol.md section 8)
+            raise
+
+    def _run(self, plan: str, tests: Sequence[str] | None, interactive: bool) -> DiagnosticReport:
         report = DiagnosticReport(port=self.port, plan=plan, lang=self.lang, started_at=time.time())
         hello = self.terminal.hello
+        report.fitted = list(hello.components) if hello else None
         try:
             report.device = self.terminal.info()
         except DriverError as exc:
             report.communication.append(self._link_finding("link", exc))
+            report.event_log_read = False
             return self._finish(report)
         fitted = list(hello.components) if hello else list(NATURAL_ORDER)
         components = self.components_for(plan, fitted, tests)
@@ -206,16 +297,29 @@ class DiagnosticsEngine:
         for component in alone:
             if broken:
                 report.results.append(self._not_run(component, broken))
+                report.untested[component] = _lost_reason(broken)
                 continue
             broken = self._run_together([component], wire_plan, person, report)
-        if not broken:
+        if broken:
+            report.event_log_read = False
+            report.untested[EVENT_LOG] = _lost_reason(broken)
+        else:
             try:
                 report.event_log = [dict(e) for e in self.terminal.read_event_log()]
+            except RequestRefused as exc:
+                # the terminal answered, and said no: a finding, not an empty log
+                report.event_log_read = False
+                locked = report.device.lifecycle == "locked" and exc.reason == "not_permitted"
+                report.untested[EVENT_LOG] = "terminal_locked" if locked else "terminal_refused"
+                f = self._from_entry("link", "skipped", self.catalogue.fault("eventlog_refused"))
+                report.communication.append(Finding(**{**asdict(f), "note": str(exc), "advice": f.advice}))
             except DriverError as exc:
+                report.event_log_read = False
+                report.untested[EVENT_LOG] = _lost_reason(exc)
                 report.communication.append(self._link_finding("link", exc))
         order = {c: i for i, c in enumerate(components)}
         report.results.sort(key=lambda f: order.get(f.component, len(order)))
-        _name_restart_losses(report)
+        _name_restart_losses(report, self.catalogue)
         return self._finish(report)
 
     def _run_together(self, components: list[str], wire_plan: str, person: bool,
@@ -245,7 +349,9 @@ class DiagnosticsEngine:
                     if exc.reason == "busy" and running:
                         continue   # the terminal runs what it can; try again when one finishes
                     waiting.remove(component)
-                    report.results.append(self._refused(component, exc))
+                    refused = self._refused(component, exc, report)
+                    report.results.append(refused)
+                    self.on_update(Update("finished", component, finding=refused))
                     continue
                 except DriverError as exc:
                     if self._retry(exc, component, retries, noisy):
@@ -280,7 +386,7 @@ class DiagnosticsEngine:
                     return self._abandon(exc, component, waiting, running, report)
                 if result is not None:
                     del running[component]
-                    finding = self._finding(result)
+                    finding = self._finding(result, report)
                     report.results.append(finding)
                     self.on_update(Update("finished", component, 100, finding=finding))
             if running and not self._progress.qsize():
@@ -327,9 +433,12 @@ class DiagnosticsEngine:
                 f = self._error_finding(interrupted, exc)
                 lost.append(interrupted)
             report.results.append(f)
+            if interrupted in lost:
+                report.untested[interrupted] = _lost_reason(exc)
             self.on_update(Update("finished", interrupted, 0 if interrupted in lost else 100, finding=f))
         for other in waiting:
             f = self._not_run(other, exc)
+            report.untested[other] = _lost_reason(exc)
             report.results.append(f)
             self.on_update(Update("finished", other, finding=f))
         report.communication.append(self._link_finding("link", exc))
@@ -360,8 +469,10 @@ class DiagnosticsEngine:
 
     # -- findings --------------------------------------------------------------------------
 
-    def _finding(self, r: SelfTestResult) -> Finding:
+    def _finding(self, r: SelfTestResult, report: DiagnosticReport | None = None) -> Finding:
         verdict = self.catalogue.verdict_for(r.outcome)
+        if report is not None and getattr(r.outcome, "name", r.outcome) == "aborted":
+            report.untested[r.component] = "aborted"
         code = r.code
         if code in ("none", 0) or verdict == "pass":
             label = self.catalogue.label("verdict", verdict, self.lang)
@@ -388,12 +499,20 @@ class DiagnosticsEngine:
 
     def _not_run(self, component: str, exc: DriverError) -> Finding:
         label = self.catalogue.label("verdict", "error", self.lang)
-        why = "the terminal restarted" if isinstance(exc, SessionLost) else "the link failed"
+        note = self.catalogue.label("note", f"not_run_{_lost_reason(exc)}", self.lang)
         return Finding(component, "error", None, None, "communication", None, False, False,
                        f"{label}: {self.catalogue.fault(_host_fault_key(exc, self.terminal)).message(self.lang)}",
-                       (), {}, f"not run: {why} before this test")
+                       (), {}, note)
 
-    def _refused(self, component: str, exc: RequestRefused) -> Finding:
+    def _refused(self, component: str, exc: RequestRefused, report: DiagnosticReport) -> Finding:
+        """A test the terminal would not start. A locked terminal whose firmware keeps no service
+        diagnostics refuses them all (docs/protocol.md section 8): not tested, not a link fault."""
+        if exc.reason == "not_permitted" and report.device is not None and report.device.lifecycle == "locked":
+            report.untested[component] = "terminal_locked"
+            text = self.catalogue.label("not_tested_reason", "terminal_locked", self.lang)
+            return Finding(component, "skipped", None, None, None, None, False, False,
+                           f"{self.catalogue.label('verdict', 'skipped', self.lang)} ({text})", (), {}, str(exc))
+        report.untested[component] = "terminal_refused"
         entry = self.catalogue.fault("link_refused")
         f = self._from_entry(component, "error", entry)
         return Finding(**{**asdict(f), "note": str(exc), "advice": f.advice})
@@ -408,8 +527,8 @@ class DiagnosticsEngine:
             entry = self.catalogue.fault("link_crc_errors")
             f = self._from_entry("link", "warn", entry)
             report.communication.append(Finding(**{**asdict(f), "advice": f.advice,
-                                                   "note": f"{deframer.bad_crc} corrupted frames, "
-                                                           f"{stats.retransmits} retransmits"}))
+                                                   "note": self.catalogue.label("note", "crc_errors", self.lang).format(
+                                                       bad_crc=deframer.bad_crc, retransmits=stats.retransmits)}))
         report.finished_at = time.time()
         report.exit_status = exit_status(report)
         report.verdict = overall_verdict(report.exit_status)
@@ -421,7 +540,9 @@ def exit_status(report: DiagnosticReport) -> int:
     status = 0
     for f in report.results:
         if f.verdict == "fail":
-            if f.category == "security":
+            if f.code == "tamper_tripped":
+                # locked means the tamper switch (docs/protocol.md, LifecycleState locked); keys
+                # missing or erased are a security fault that needs repair, not a lock
                 status |= EXIT_LOCKED | EXIT_FAILED
             elif f.merchant_fixable:
                 status |= EXIT_WARNING
@@ -430,12 +551,87 @@ def exit_status(report: DiagnosticReport) -> int:
         elif f.verdict == "warn":
             status |= EXIT_WARNING
     for f in report.communication:
-        status |= EXIT_COMMUNICATION if f.verdict == "error" else EXIT_WARNING
+        if f.verdict == "error":
+            status |= EXIT_COMMUNICATION
+        elif f.verdict == "warn":
+            status |= EXIT_WARNING
+        # "skipped" (a read the terminal refused) is in not_tested; it sets no bit
     if report.device is not None and report.device.lifecycle == "locked":
         status |= EXIT_LOCKED
     if any(str(e.get("severity")) in ("error", "critical") for e in report.event_log):
         status |= EXIT_EVENT_LOG
     return status
+
+
+def verdict_detail_key(report: DiagnosticReport) -> str:
+    """The ``overall_detail`` label that explains a report's verdict. A link or firmware failure
+    (bit 4) is not something the merchant can fix, so it never gets needs_attention's words."""
+    if report.verdict == "needs_attention" and report.exit_status & EXIT_COMMUNICATION:
+        return "communication"
+    return report.verdict
+
+
+def completeness_text(report: DiagnosticReport, catalogue: Catalogue, lang: str | None = None) -> str:
+    """The overall verdict with what it covers, in ``lang`` (default the report's), when the run
+    was not complete: "OK for the 4 checks that ran; 7 not tested (need a person)".  Empty when
+    every check of the plan ran (then the verdict speaks for the whole plan)."""
+    if report.complete:
+        return ""
+    lang = normalize_language(lang or report.lang)
+    untested = [n for n in report.not_tested if n.reason != "not_fitted"]
+    parts = [catalogue.label("completeness", "ran" if report.tested else "none_ran", lang).format(
+        verdict=catalogue.label("overall", report.verdict, lang) if report.verdict else "",
+        n=len(report.tested))]
+    # punctuation, not words: the catalogue holds texts a translator checks
+    sep, parts_sep = ("，", "；") if lang == "zh-CN" else (", ", "; ")
+    for key, group in (("not_tested", [n for n in untested if not n.partial and n.component != EVENT_LOG]),
+                       ("partial", [n for n in untested if n.partial]),
+                       ("event_log", [n for n in untested if n.component == EVENT_LOG])):
+        if not group:
+            continue
+        counts: dict[str, int] = {}
+        for n in group:
+            counts[n.reason] = counts.get(n.reason, 0) + 1
+        if len(counts) == 1:
+            reasons = catalogue.label("not_tested_reason", next(iter(counts)), lang)
+        else:
+            reasons = sep.join(f"{c} {catalogue.label('not_tested_reason', r, lang)}" for r, c in counts.items())
+        parts.append(catalogue.label("completeness", key, lang).format(n=len(group), reasons=reasons))
+    return parts_sep.join(parts)
+
+
+def translate_terminal_note(note: str, catalogue: Catalogue, lang: str) -> str:
+    """A self-test note in ``lang``, as far as its phrases are in the catalogue (group
+    ``terminal_note``): "not run: test page (no person present)" is "未运行：打印测试页（无人操作）".
+    What the catalogue does not know (a number, another firmware's words) stays as it came."""
+    if normalize_language(lang) == "en" or not note:
+        return note
+    words = {catalogue.label("terminal_note", k, "en"): catalogue.label("terminal_note", k, lang)
+             for k in catalogue.keys("terminal_note")}
+
+    def say(phrase: str) -> str:
+        return words.get(phrase, phrase)
+
+    parts = []
+    for part in note.split("; "):
+        head, colon, rest = part.partition(": ")
+        if colon and head == "not run":
+            items = []
+            for item in rest.split(", "):
+                name, paren, why = item.partition(" (")
+                items.append(f"{say(name)}（{say(why.removesuffix(')'))}）" if paren and why.endswith(")")
+                             else say(item))
+            parts.append(f"{say(head)}：{'，'.join(items)}")
+        elif part.startswith("also "):
+            parts.append(f"{say('also')} {part.removeprefix('also ')}")
+        else:
+            parts.append(say(part))
+    return "；".join(parts)
+
+
+def _lost_reason(exc: DriverError) -> str:
+    """Why a check did not run after a failure: the terminal restarted, or the link failed."""
+    return "lost_to_restart" if isinstance(exc, SessionLost) else "link_failed"
 
 
 def overall_verdict(status: int) -> str:
@@ -471,7 +667,7 @@ def _host_fault_key(exc: DriverError, terminal: Terminal) -> str:
     return "link_protocol"
 
 
-def _name_restart_losses(report: DiagnosticReport) -> None:
+def _name_restart_losses(report: DiagnosticReport, cat: Catalogue) -> None:
     """Say in the restart's finding which checks it cost, so the technician knows what to run
     again: those cut off mid-test and those it kept from starting."""
     for i, f in enumerate(report.communication):
@@ -479,8 +675,10 @@ def _name_restart_losses(report: DiagnosticReport) -> None:
             continue
         lost = [r.component for r in report.results if r.code == "terminal_restarted"]
         not_run = [r.component for r in report.results if r.verdict == "error" and r.code is None
-                   and r.note.startswith("not run")]
-        names = [f"lost: {', '.join(lost) or 'none'}", *([f"not run: {', '.join(not_run)}"] if not_run else [])]
+                   and r.component in report.untested]
+        lang = report.lang
+        names = [cat.label("note", "lost", lang).format(names=", ".join(lost) or cat.label("note", "nothing", lang)),
+                 *([cat.label("note", "not_run", lang).format(names=", ".join(not_run))] if not_run else [])]
         report.communication[i] = Finding(**{**asdict(f), "advice": f.advice,
                                              "note": f"{f.note} ({'; '.join(names)})"})
 
@@ -488,5 +686,7 @@ def _name_restart_losses(report: DiagnosticReport) -> None:
 def _with_note(label: str, verdict: str, r: SelfTestResult, cat: Catalogue, lang: str) -> str:
     skipped = r.measurements.get("checks_skipped", 0)
     if verdict == "skipped" and skipped:
+        if normalize_language(lang) == "zh-CN":
+            return f"{label}（{cat.label('measurement', 'checks_skipped', lang)}：{skipped}）"
         return f"{label} ({cat.label('measurement', 'checks_skipped', lang)}: {skipped})"
     return label

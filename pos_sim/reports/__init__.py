@@ -51,6 +51,7 @@ __all__ = [
     "ReportWriteError",
     "UnknownReportFormat",
     "build_view",
+    "check_report_path",
     "format_for_path",
     "render_report",
     "write_report",
@@ -117,6 +118,34 @@ def write_report(report: DiagnosticReport, path: str | os.PathLike[str], *,
     target = Path(path)
     text = render_report(report, format_for_path(target), catalogue=catalogue)
     _write_atomically(target, text.encode("utf-8"))
+    return target
+
+
+def check_report_path(path: str | os.PathLike[str]) -> Path:
+    """Make sure a report can be written to ``path`` before any work starts, and return it.
+
+    Checks the extension (:class:`UnknownReportFormat`) and that the folder exists and takes a
+    new file, by creating and removing a temporary file there (permission bits alone do not say
+    it for root, a read-only mount or a full disk): :class:`ReportWriteError`, one line, if not.
+    An existing report at ``path`` is left as it is.
+    """
+    target = Path(path)
+    format_for_path(target)
+    if target.is_dir():
+        raise ReportWriteError(f"cannot write the report {os.fspath(target)!r}: it is a folder; "
+                               f"give a file name ending in .html, .md or .json")
+    directory = target.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=directory)
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        error = ReportWriteError(f"cannot write the report {os.fspath(target)!r}: {why} "
+                                 f"(folder {os.fspath(directory)!r}); choose another --report path")
+        error.errno = exc.errno
+        raise error from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return target
 
 

@@ -178,7 +178,7 @@ def _measurements(view: ReportView) -> str:
 def _events(view: ReportView) -> str:
     h = view.words
     if not view.events:
-        return f'<p>{_e(h["event_log_ok"])}</p>'
+        return f'<p>{_e(h["event_log_ok" if view.event_log_read else "event_log_not_read"])}</p>'
     rows = [f"<tr><td>{_e(ev.time)}</td><td>{_e(ev.name)}</td><td>{_code(ev.code, ev.code_key)}</td>"
             f"<td>{_e(ev.severity)}</td><td>{_e(ev.description)}</td></tr>" for ev in view.events]
     return _table([h["time"], h["heading.component"], h["heading.code"], h["heading.severity"],

@@ -111,7 +111,7 @@ def _measurements(view: ReportView) -> list[str]:
 def _events(view: ReportView) -> list[str]:
     h = view.words
     if not view.events:
-        return [_para(h["event_log_ok"]), ""]
+        return [_para(h["event_log_ok" if view.event_log_read else "event_log_not_read"]), ""]
     return _table([h["time"], h["heading.component"], h["heading.code"], h["heading.severity"], h["heading.message"]],
                   ([_m(e.time), _m(e.name), _code(e.code, e.code_key), _m(e.severity), _m(e.description)]
                    for e in view.events))

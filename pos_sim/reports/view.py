@@ -15,13 +15,20 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
 from pos_sim import __version__
 from pos_sim.diagnostics.catalogue import Catalogue, Language, load_catalogue, normalize_language
-from pos_sim.diagnostics.engine import SCHEMA_VERSION, DiagnosticReport, Finding
+from pos_sim.diagnostics.engine import (
+    SCHEMA_VERSION,
+    DiagnosticReport,
+    Finding,
+    completeness_text,
+    translate_terminal_note,
+    verdict_detail_key,
+)
 from protocols.codes import Severity, TrackCode
 
 __all__ = [
@@ -66,6 +73,8 @@ REPORT_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
     "communication_ok": {"zh-CN": "通信正常，没有发现问题。", "en": "No communication problems."},
     "event_log": {"zh-CN": "终端事件日志中的错误", "en": "Errors in the terminal's event log"},
     "event_log_ok": {"zh-CN": "事件日志中没有错误。", "en": "The event log holds no errors."},
+    "event_log_not_read": {"zh-CN": "事件日志没有读取到，其中是否有错误无法得知。",
+                           "en": "The event log was not read: whether it holds errors is unknown."},
     "time": {"zh-CN": "时间", "en": "Time"},
     "value": {"zh-CN": "数值", "en": "Value"},
     "note": {"zh-CN": "详情", "en": "Details"},
@@ -209,6 +218,10 @@ class ReportView:
     words: Mapping[str, str]
     colon: str
     parens: tuple[str, str]
+    #: False when the event log could not be read (then ``events`` says nothing about it)
+    event_log_read: bool = True
+    #: True when every check of the plan ran; else ``verdict_detail`` says what the verdict covers
+    complete: bool = True
 
 
 class _Words:
@@ -287,15 +300,38 @@ def build_view(report: DiagnosticReport, catalogue: Catalogue | None = None) -> 
         Field(words["port"], report.port or MISSING),
     )
 
-    results = tuple(_finding_view(f, w) for f in report.results)
+    why = {n.component: w.label("not_tested_reason", n.reason) for n in report.not_tested if not n.partial}
+    results = tuple(_finding_view(f, w, why.get(f.component) if f.verdict == "skipped" else None)
+                    for f in report.results)
     communication = tuple(_finding_view(f, w) for f in report.communication)
     advice: list[FindingView] = []
-    seen: set[tuple[str, str]] = set()
+    same: dict[tuple[str, str, tuple[str, ...]], int] = {}
     for f in (*results, *communication):
-        # a link failure shows up as the interrupted component and as a communication finding
-        if f.verdict.key in _NOT_PASSED and f.advice and (f.component, f.code_key) not in seen:
-            seen.add((f.component, f.code_key))
-            advice.append(f)
+        if not f.advice or f.verdict.key not in (*_NOT_PASSED, "skipped"):
+            continue
+        # a link failure shows up as each interrupted component and as a communication finding:
+        # one entry naming them all, its steps once
+        key = (f.code_key, f.message, f.advice)
+        if key in same:
+            first = advice[same[key]]
+            if f.name not in first.name.split(", "):
+                advice[same[key]] = replace(first, name=f"{first.name}, {f.name}")
+            continue
+        same[key] = len(advice)
+        advice.append(f)
+    # a step two faults share (open a repair ticket ...) is given once, under the first
+    given: set[str] = set()
+    for i, f in enumerate(advice):
+        steps = tuple(step for step in f.advice if step not in given)
+        given.update(steps)
+        advice[i] = replace(f, advice=steps)
+    advice = [f for f in advice if f.advice]
+    detail = w.label("overall_detail", verdict_detail_key(report)) if report.verdict else ""
+    if not report.complete and report.device is not None:
+        scope = completeness_text(report, w.catalogue, lang)
+        left, right = ("（", "）") if lang == "zh-CN" else (" (", ")")
+        # "every check passed" is not true of an incomplete run; the other explanations still are
+        detail = scope if report.verdict == "ok" else f"{scope}{left}{detail}{right}"
 
     return ReportView(
         lang=lang,
@@ -303,7 +339,7 @@ def build_view(report: DiagnosticReport, catalogue: Catalogue | None = None) -> 
         subtitle=subtitle,
         verdict=w.verdict(report.verdict, "overall"),
         verdict_caption=w.label("heading", "overall"),
-        verdict_detail=w.label("overall_detail", report.verdict),
+        verdict_detail=detail,
         device=device_fields,
         run=run_fields,
         results=results,
@@ -317,11 +353,17 @@ def build_view(report: DiagnosticReport, catalogue: Catalogue | None = None) -> 
         words=words,
         colon="：" if lang == "zh-CN" else ": ",
         parens=("（", "）") if lang == "zh-CN" else (" (", ")"),
+        event_log_read=report.event_log_read,
+        complete=report.complete,
     )
 
 
-def _finding_view(f: Finding, w: _Words) -> FindingView:
+def _finding_view(f: Finding, w: _Words, not_tested: str | None = None) -> FindingView:
     severity = _severity_key(f.severity)
+    message = "" if f.verdict == "pass" and f.message == w.label("verdict", "pass") else f.message
+    if not_tested and message == w.label("verdict", "skipped"):   # a bare "skipped": say why
+        left, right = ("（", "）") if w.lang == "zh-CN" else (" (", ")")
+        message = f"{message}{left}{not_tested}{right}"
     return FindingView(
         component=f.component,
         name=w.label("component", f.component),
@@ -331,8 +373,8 @@ def _finding_view(f: Finding, w: _Words) -> FindingView:
         category=w.label("category", f.category) if f.category else "",
         severity=w.label("severity", severity) if severity else "",
         # a pass says nothing more than its verdict; its message is only the verdict again
-        message="" if f.verdict == "pass" and f.message == w.label("verdict", "pass") else f.message,
-        note=f.note if f.verdict != "pass" else "",
+        message=message,
+        note=translate_terminal_note(f.note, w.catalogue, w.lang) if f.verdict != "pass" else "",
         advice=tuple(f.advice),
         merchant_fixable=f.merchant_fixable,
         repair_ticket=f.repair_ticket,

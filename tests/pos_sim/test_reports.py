@@ -136,8 +136,17 @@ def facts(report: DiagnosticReport) -> list[str]:
     lang = report.lang
     assert report.device is not None
     out = [report.device.serial, report.device.model, report.device.firmware_version,
-           CAT.label("overall", report.verdict, lang), CAT.label("overall_detail", report.verdict, lang),
-           CAT.label("plan", report.plan, lang)]
+           CAT.label("overall", report.verdict, lang), CAT.label("plan", report.plan, lang)]
+    # a link or firmware failure (bit 4) is explained as such, never as a merchant fix
+    detail = "communication" if report.verdict == "needs_attention" and report.exit_status & 4 else report.verdict
+    ran = [f for f in report.results if f.verdict in ("pass", "warn", "fail")]
+    if len(ran) == len(report.results) and report.results:
+        out.append(CAT.label("overall_detail", detail, lang))
+    else:   # not every check ran: the verdict says what it covers ("Every check passed" would lie)
+        out.append(CAT.label("completeness", "ran", lang).format(
+            verdict=CAT.label("overall", report.verdict, lang), n=len(ran)))
+        if report.verdict != "ok":
+            out.append(CAT.label("overall_detail", detail, lang))
     for f in [*report.results, *report.communication]:
         out += [CAT.label("component", f.component, lang), CAT.label("verdict", f.verdict, lang)]
         if f.code:
