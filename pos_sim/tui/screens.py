@@ -31,6 +31,7 @@ class ConfirmScreen(ModalScreen[bool | None]):
                                padding: 1 2; }
     ConfirmScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
     ConfirmScreen Button { margin: 0 2; }
+    ConfirmScreen #confirm-hint { color: $text-muted; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
                 Binding("escape", "abort_run", "Abort", show=False),
