@@ -19,15 +19,26 @@ DEMO_SCENARIO = "dropped"
 DEMO_SPEED = 5.0
 
 
+def keys_epilog() -> str:
+    """Every key of the main screen, one a line (the help screen's table, in English)."""
+    from pos_sim.tui.text import DEVICE_HELP_ROWS, HELP_ROWS
+
+    def table(rows: tuple[tuple[str, tuple[str, str]], ...]) -> str:
+        return "\n".join(f"  {key:<8} {texts[1]}" for key, texts in rows)
+
+    return f"keys of the main screen:\n{table(HELP_ROWS)}\n\nkeys of the device screen (d):\n{table(DEVICE_HELP_ROWS)}"
+
+
 def add_parser(sub: Any) -> None:
     """Add ``tui`` and ``demo`` to the command line."""
     p = sub.add_parser(
         "tui", help="the live bench screen: tiles, keypad map, frame log",
         description="Open the live TUI on PORT (device path, pyserial URL or emu://SCENARIO); "
                     "without PORT, a picker lists the serial ports and the emulator's scenarios. "
-                    "Keys: r run all, 1-9/0 run one, a abort, e export, l log, x hex, p pause, "
-                    "g language, d device screen (history, tickets, backups, lifecycle actions), ? help, "
-                    "q quit (docs/tui.md).")
+                    "The tiles show each component's status before any test runs; when a run ends "
+                    "the screen says the overall verdict, what was not tested and why, and records "
+                    "the run in the registry as `pos-sim diag` does (docs/tui.md).",
+        epilog=keys_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("port", metavar="PORT", nargs="?", help="device path or URL (see `pos-sim ports`)")
     p.add_argument("--lang", metavar="zh|en", help="language (default: from the locale)")
     p.add_argument("--plan", choices=("full", "quick", "drop"), default="full", help="plan for run all (default full)")
@@ -35,6 +46,8 @@ def add_parser(sub: Any) -> None:
                    help="key file for the device screen's lifecycle actions (default: POS_SIM_KEYS, else "
                         "keys.toml in your config directory)")
     add_db_option(p)
+    p.add_argument("--no-record", action="store_true",
+                   help="do not record the runs in the registry (the screen says so after each run)")
     p.add_argument("--backup-dir", metavar="DIR",
                    help="where the device screen puts transaction-log backups (default ~/pos-sim-backups)")
     add_baud_option(p)
@@ -73,7 +86,7 @@ def run_tui(args: argparse.Namespace) -> int:
 
     timings = LinkTimings(baud=args.baud) if getattr(args, "baud", None) else None
     app = PosSimApp(args.port, lang=_lang(args.lang, "tui"), plan=args.plan, keys=args.keys, db=args.db,
-                    backup_dir=args.backup_dir, timings=timings)
+                    backup_dir=args.backup_dir, timings=timings, record=not args.no_record)
     app.run()
     return app.return_code or 0
 

@@ -40,7 +40,8 @@ from pos_sim.diagnostics.engine import (
     overall_verdict,
 )
 from pos_sim.ports import register_url_schemes
-from pos_sim.registry import Registry
+from pos_sim.registry import Registry, RegistryError
+from pos_sim.tui.completeness import Completeness, tui_completeness, verdict_text
 from pos_sim.tui.device_screen import DeviceScreen
 from pos_sim.tui.model import (
     IDLE,
@@ -54,8 +55,9 @@ from pos_sim.tui.model import (
     parse_filter,
     status_text,
     tile_lines,
+    wrap_fields,
 )
-from pos_sim.tui.screens import ConfirmScreen, HelpScreen, PickerScreen
+from pos_sim.tui.screens import ConfirmScreen, HelpScreen, PickerScreen, QuitScreen
 from pos_sim.tui.text import ui_text
 from pos_sim.tui.widgets import KeypadMap, Tile
 from protocols import Message as WireMessage
@@ -70,6 +72,8 @@ TICK = 0.1
 LOG_LINES = 2000
 #: where the device screen puts transaction-log backups unless told (--backup-dir)
 DEFAULT_BACKUP_DIR = "~/pos-sim-backups"
+#: how often the tiles' status (STATUS_REQUEST of every fitted component) is read while idle
+STATUS_EVERY = 5.0
 
 
 # -- messages from the workers ------------------------------------------------------------------
@@ -154,12 +158,25 @@ class EngineUpdate(Message):
 
 
 class RunFinished(Message):
-    """A run ended (report None when it could not start)."""
+    """A run ended (report None when it could not start); ``record`` says how the registry took
+    it: a key of text.py and its values (``recorded``, ``not_recorded_flag`` ...)."""
 
-    def __init__(self, report: DiagnosticReport | None, error: str = "") -> None:
+    def __init__(self, report: DiagnosticReport | None, error: str = "",
+                 record: tuple[str, dict[str, object]] = ("", {})) -> None:
         super().__init__()
         self.report = report
         self.error = error
+        self.record = record
+
+
+class StatusRead(Message):
+    """A component's STATUS_REPLY block, read while idle."""
+
+    def __init__(self, terminal: Terminal, component: str, status: dict[str, Any]) -> None:
+        super().__init__()
+        self.terminal = terminal
+        self.component = component
+        self.status = status
 
 
 class KeyPressed(Message):
@@ -216,15 +233,24 @@ class PosSimApp(App[int]):
     #banner { height: auto; background: $error; color: $text; padding: 0 1; text-style: bold; display: none; }
     #banner.-shown { display: block; }
     #banner.-note { background: $warning; }
-    #tiles { grid-size: 4; grid-gutter: 0 0; height: 1fr; min-height: 12; }
-    #logpanel { height: 35%; border-top: solid $panel-lighten-2; border-title-align: left; }
+    #device { height: auto; }
+    #tiles { grid-size: 4; grid-gutter: 0 0; height: 2fr; min-height: 12; }
+    #verdict { height: auto; padding: 0 1; text-style: bold; display: none; }
+    #verdict.-shown { display: block; }
+    #verdict.-ok { background: $success-muted; }
+    #verdict.-needs_attention { background: $warning-muted; }
+    #verdict.-needs_repair, #verdict.-locked { background: $error-muted; }
+    #verdict.-running, #verdict.-incomplete { background: $panel; }
+    #logpanel { height: 1fr; min-height: 4; border-top: solid $panel-lighten-2; border-title-align: left; }
     #logpanel.-hidden { display: none; }
     #filter { display: none; height: 1; border: none; }
     #filter.-shown { display: block; }
     #log { height: 1fr; }
     #status { height: 1; background: $panel; padding: 0 1; }
     #buttons { height: 1; }
-    #buttons Button { margin: 0 1 0 0; min-width: 4; }
+    #buttons Button { margin: 0; min-width: 4; }
+    #actions { width: 1fr; height: 1; overflow: hidden hidden; }
+    #always { width: auto; height: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run_all", "Run all"),
@@ -247,7 +273,8 @@ class PosSimApp(App[int]):
                  catalogue: Catalogue | None = None, connect: bool = True,
                  report_dir: str | Path | None = None, autorun: bool = False,
                  keys: str | Path | None = None, db: str | None = None,
-                 backup_dir: str | Path | None = None) -> None:
+                 backup_dir: str | Path | None = None, record: bool = True,
+                 status_every: float = STATUS_EVERY) -> None:
         super().__init__()
         self.port = port
         self.lang = normalize_language(lang) if lang else default_language()
@@ -292,6 +319,18 @@ class PosSimApp(App[int]):
         self.boot_id: int | None = None
         #: a restart noticed during a run: HELLO again once the run has ended
         self._rehello_after_run: Terminal | None = None
+        #: record every run in the registry (``--db``) as ``pos-sim diag`` does; False: --no-record
+        self.record = record
+        self.status_every = status_every
+        #: the technician aborted the run in progress (each test it still starts is aborted too)
+        self.abort_requested = False
+        #: the components of the run in progress (None: the whole plan)
+        self._run_tests: list[str] | None = None
+        #: the last run's completeness and how the registry took it, for the verdict line
+        self.completeness: Completeness | None = None
+        self.record_note: tuple[str, dict[str, object]] = ("", {})
+        self._verdict_state = ""
+        self._status_worker: Worker[None] | None = None
 
     # -- layout ---------------------------------------------------------------------------------
 
@@ -303,22 +342,26 @@ class PosSimApp(App[int]):
             for i, component in enumerate(NATURAL_ORDER, 1):
                 yield Tile(component, i)
             yield KeypadMap()
+        yield Static("", id="verdict", markup=False)
         with Vertical(id="logpanel"):
             yield Input(placeholder="SELFTEST EVENT …", id="filter", disabled=True)
             yield Log(id="log", max_lines=LOG_LINES, auto_scroll=True)
         yield Static("", id="status", markup=False)
         with Horizontal(id="buttons"):
-            for action, key in (("run_all", "run_all"), ("abort", "abort"), ("export", "export"),
-                                ("capture", "capture"),
-                                ("device", "device"),
-                                ("toggle_log", "toggle_log"), ("toggle_hex", "toggle_hex"), ("pause", "pause"),
-                                ("language", "language"), ("help", "help"), ("quit", "quit")):
-                yield Button("", id=f"btn-{action}", compact=True, name=key)
+            # Help and Quit stay in sight however narrow the terminal; the others clip first
+            with Horizontal(id="actions"):
+                for action in ("run_all", "abort", "export", "capture", "device", "toggle_log", "toggle_hex",
+                               "pause", "language"):
+                    yield Button("", id=f"btn-{action}", compact=True, name=action)
+            with Horizontal(id="always"):
+                for action in ("help", "quit"):
+                    yield Button("", id=f"btn-{action}", compact=True, name=action)
 
     def on_mount(self) -> None:
         """Draw everything, start the log tick, connect (or open the picker)."""
         self.render_all()
         self.set_interval(TICK, self.tick)
+        self.set_interval(self.status_every, self.refresh_status)
         register_url_schemes()
         if not self.auto_connect:
             return
@@ -348,6 +391,7 @@ class PosSimApp(App[int]):
             button.label = ui_text(button.name or "", self.lang)
         self.query_one("#logpanel").border_title = ui_text("log", self.lang)
         self.render_banner()
+        self.render_verdict()
         self.render_status(force=True)
 
     def render_device(self) -> None:
@@ -359,10 +403,51 @@ class PosSimApp(App[int]):
             text = ui_text("connecting", self.lang, port=self.port or "…")
         else:
             merchant = d.merchant_id or ui_text("no_merchant", self.lang)
-            text = (f"{d.manufacturer} {d.model} │ {ui_text('serial', self.lang)} {d.serial} │ "
-                    f"{ui_text('firmware', self.lang)} {d.firmware_version} │ {ui_text('state', self.lang)} "
-                    f"{d.lifecycle} │ {ui_text('merchant', self.lang)} {merchant}")
+            fields = [f"{d.manufacturer} {d.model}", f"{ui_text('serial', self.lang)} {d.serial}",
+                      f"{ui_text('firmware', self.lang)} {d.firmware_version}",
+                      f"{ui_text('state', self.lang)} {d.lifecycle}", f"{ui_text('merchant', self.lang)} {merchant}"]
+            # on a narrow terminal the header takes a second line rather than losing a value
+            text = "\n".join(wrap_fields(fields, max(20, self.size.width - 2)))
         self.query_one("#device", Static).update(text)
+
+    def on_resize(self) -> None:
+        """The header wraps to the new width."""
+        with contextlib.suppress(NoMatches):
+            self.render_device()
+
+    def render_verdict(self) -> None:
+        """The verdict line: while a run goes, that it goes; after it, the overall verdict, what it
+        covers (completeness) and whether the registry has it."""
+        try:
+            widget = self.query_one("#verdict", Static)
+        except NoMatches:
+            return
+        state, text = "", ""
+        if self.running:
+            state, text = "running", ui_text("run_running", self.lang)
+        elif self.report is not None and self.completeness is not None:
+            report = self.report
+            state = report.verdict if self.completeness.ran else "incomplete"
+            text = (f"{ui_text('verdict_heading', self.lang)}{'：' if self.lang == 'zh-CN' else ': '}"
+                    f"{verdict_text(report, self.completeness, self.lang, self.catalogue)}")
+            key, values = self.record_note
+            if key:
+                text += f" · {ui_text(key, self.lang, **values)}"
+        widget.set_class(bool(text), "-shown")
+        if self._verdict_state:
+            widget.remove_class(f"-{self._verdict_state}")
+        if state:
+            widget.add_class(f"-{state}")
+        self._verdict_state = state
+        widget.update(text)
+
+    @property
+    def verdict_line(self) -> str:
+        """What the verdict line says now ("" when hidden)."""
+        with contextlib.suppress(NoMatches):
+            widget = self.query_one("#verdict", Static)
+            return str(widget.render()) if widget.has_class("-shown") else ""
+        return ""
 
     def render_tile(self, component: str) -> None:
         """One tile."""
@@ -428,8 +513,49 @@ class PosSimApp(App[int]):
                 log = self.query_one("#log", Log)
                 if log.display:
                     log.write_lines(frame_lines(items, lost, hex_mode=self.hex_mode, type_filter=self.log_filter,
-                                                lang=self.lang))
+                                                lang=self.lang), scroll_end=self._log_following(log))
         self.render_status()
+
+    def _log_following(self, log: Log) -> bool:
+        """Whether the log follows new lines: at its end, or within the line the filter box
+        took from it (showing the box shortens the log, which would otherwise stop following)."""
+        return log.max_scroll_y - log.scroll_y <= 1
+
+    # -- the tiles' status while idle -------------------------------------------------------------
+
+    def refresh_status(self) -> None:
+        """Read every fitted component's status (STATUS_REQUEST) in a worker, unless a run, a
+        reconnect or the device screen has the terminal."""
+        term = self.terminal
+        if (term is None or not self.link_up or self.running or self.restarting or self.closing.is_set()
+                or any(isinstance(s, DeviceScreen) for s in self.screen_stack)):
+            return
+        previous = self._status_worker
+        if previous is not None and previous.state in (WorkerState.PENDING, WorkerState.RUNNING):
+            return   # a slow line still reads the last round: let it finish rather than start over
+        self._status_worker = self._read_status(term, self.visible_components())
+
+    @work(thread=True, group="status", exit_on_error=False)
+    def _read_status(self, term: Terminal, components: list[str]) -> None:
+        worker = get_current_worker()
+        try:
+            for component in components:
+                if worker.is_cancelled or self.closing.is_set() or self.running or term.link.error is not None:
+                    return
+                try:
+                    status = term.status(component)
+                except DriverError:   # not answered: the tile keeps its last status; a broken
+                    continue          # link or a restart is the link's callbacks' to report
+                self.post_message(StatusRead(term, component, status))
+        except Exception as exc:   # a bug must end on the banner, never in a silent hang
+            self.post_message(WorkerFailed("task_status", one_line(exc)))
+
+    def on_status_read(self, message: StatusRead) -> None:
+        """A tile shows its component's status."""
+        if message.terminal is not self.terminal or self.closing.is_set() or message.component not in self.tiles:
+            return
+        self.tiles[message.component].status = message.status
+        self.render_tile(message.component)
 
     # -- connecting -----------------------------------------------------------------------------
 
@@ -556,6 +682,8 @@ class PosSimApp(App[int]):
         self.render_all()
         if self.autorun and not again:
             self.start_run(None)
+        else:
+            self.refresh_status()
 
     def on_link_down(self, message: LinkDown) -> None:
         """The cable came out: banner at once, keep results, look for the same terminal again."""
@@ -626,7 +754,7 @@ class PosSimApp(App[int]):
         if event.state != WorkerState.ERROR or self.closing.is_set():
             return
         task = {"connect": "task_connect", "run": "task_run", "abort": "task_abort",
-                "rehello": "task_rehello"}.get(event.worker.group, "task_other")
+                "rehello": "task_rehello", "status": "task_status"}.get(event.worker.group, "task_other")
         error = event.worker.error
         self.set_banner("worker_failed", what=ui_text(task, self.lang),
                         why=one_line(error) if error is not None else "?")
@@ -658,28 +786,54 @@ class PosSimApp(App[int]):
         if self._banner_key in ("restarted_ready", "worker_failed"):
             self.set_banner("")
         self.running = True
+        self.abort_requested = False
+        self._run_tests = tests
+        # a re-run starts from clean tiles: the previous results of what runs now are gone
         for component in tests or self.visible_components():
             tile = self.tiles[component]
-            tile.state, tile.percent, tile.prompt = IDLE, 0, ""
+            tile.state, tile.percent, tile.prompt, tile.finding = IDLE, 0, "", None
             self.render_tile(component)
         if tests is None or "keypad" in tests:
             self.query_one(KeypadMap).reset()
+        self.render_verdict()
         self._run(self.terminal, tests)
 
     @work(thread=True, group="run", exit_on_error=False)
     def _run(self, term: Terminal, tests: list[str] | None) -> None:
+        def on_update(update: Update) -> None:   # the engine's thread
+            if update.kind == "started" and self.abort_requested:
+                # aborted: a test the engine still starts (the next one alone) is stopped at once
+                with contextlib.suppress(DriverError):
+                    term.abort()
+            self._post_update(update)
+
+        worker = get_current_worker()
         try:
             engine = DiagnosticsEngine(term, lang=self.lang, catalogue=self.catalogue, prompter=TuiPrompter(self),
-                                       on_update=self._post_update, port=self.port or "")
+                                       on_update=on_update, port=self.port or "")
             report = engine.run(self.plan, tests, interactive=self.interactive)
+            if worker.is_cancelled or self.closing.is_set():
+                return   # quit mid-run: what the closing did to the tests is no finding to file
+            self.post_message(RunFinished(report, record=self._record_run(report)))
         except (ValueError, DriverError) as exc:
             self.post_message(RunFinished(None, str(exc)))
-            return
         except Exception as exc:   # a bug must end on the banner, never in a silent hang
             self.post_message(WorkerFailed("task_run", one_line(exc)))
             self.post_message(RunFinished(None, ""))
-            return
-        self.post_message(RunFinished(report))
+
+    def _record_run(self, report: DiagnosticReport) -> tuple[str, dict[str, object]]:
+        """File the run in the registry as ``pos-sim diag`` does (``Registry.open`` at ``--db``,
+        ``record_run``; committed on return, never failing the run); say how it went."""
+        if not self.record:
+            return "not_recorded_flag", {}
+        if report.device is None:
+            return "not_recorded_no_device", {}
+        try:
+            with Registry.open(self.db_url) as reg:
+                saved = reg.record_run(report)
+        except (RegistryError, OSError) as exc:
+            return "not_recorded_error", {"why": (str(exc).strip().splitlines() or [type(exc).__name__])[0]}
+        return "recorded", {"run": saved.id, "serial": saved.serial}
 
     def _post_update(self, update: Update) -> None:
         """The engine's callback (its thread): hand the update to the UI."""
@@ -717,6 +871,7 @@ class PosSimApp(App[int]):
                     self.render_tile(component)
             if message.error:
                 self.notify(message.error, severity="error")
+            self.render_verdict()
             return
         self.report = message.report
         for f in message.report.results:
@@ -724,6 +879,12 @@ class PosSimApp(App[int]):
                 tile = self.tiles[f.component]
                 tile.state, tile.finding, tile.prompt = f.verdict, f, ""
                 self.render_tile(f.component)
+        hello = self.terminal.hello if self.terminal is not None else None
+        self.completeness = tui_completeness(message.report, hello.components if hello else None,
+                                             aborted=self.abort_requested, whole_plan=self._run_tests is None)
+        self.record_note = message.record
+        self.render_verdict()
+        self.refresh_status()
 
     def on_key_pressed(self, message: KeyPressed) -> None:
         """Light the key."""
@@ -738,7 +899,10 @@ class PosSimApp(App[int]):
             return
 
         def answered(accepted: bool | None) -> None:
-            message.answer = bool(accepted)
+            if accepted is None:   # Escape / Abort: no answer; the run is aborted, nothing fails
+                self.action_abort()
+                return
+            message.answer = accepted
             message.answered.set()
             with contextlib.suppress(ValueError):
                 self.pending_confirms.remove(message)
@@ -772,6 +936,7 @@ class PosSimApp(App[int]):
         """Abort every running self-test."""
         if self.terminal is None or not self.running:
             return
+        self.abort_requested = True
         self.notify(ui_text("aborting", self.lang))
         self._abort(self.terminal)
 
@@ -882,6 +1047,12 @@ class PosSimApp(App[int]):
         box.disabled = False
         box.value = " ".join(self.log_filter)
         box.focus()
+        self._follow_log()
+
+    def _follow_log(self) -> None:
+        """After the layout settles (the filter box shown or hidden), the log is at its end again."""
+        log = self.query_one("#log", Log)
+        self.call_after_refresh(log.scroll_end, animate=False, immediate=True)
 
     @on(Input.Submitted, "#filter")
     def _filter_set(self, event: Input.Submitted) -> None:
@@ -889,6 +1060,7 @@ class PosSimApp(App[int]):
         event.input.remove_class("-shown")
         event.input.disabled = True
         self.set_focus(None)
+        self._follow_log()
         self.render_status()
 
     def action_language(self) -> None:
@@ -931,9 +1103,31 @@ class PosSimApp(App[int]):
             self.render_device()
 
     async def action_quit(self) -> None:
+        """Exit; while a run is going, ask first (``q`` again or ``y`` quits).  Works with a
+        question of a test open too: its dialog stays until the answer to this one."""
+        if self.running and not isinstance(self.screen, QuitScreen):
+            def decided(leave: bool | None) -> None:
+                if leave:
+                    self.quit_now()
+            self.push_screen(QuitScreen(self.lang), decided)
+            return
+        self.quit_now()
+
+    def quit_now(self) -> None:
         """Stop the workers, close the port, exit."""
         self.shutdown()
         self.exit(0)
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Textual's screenshot (palette: "Save screenshot") goes to the Downloads folder, or to
+        the current folder when there is none (Textual would fail on the missing folder)."""
+        if path is None:
+            from platformdirs import user_downloads_path
+
+            downloads = user_downloads_path()
+            path = str(downloads) if downloads.is_dir() else str(Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette lists every action of the keys (of the device screen, when it is open)."""

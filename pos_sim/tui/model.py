@@ -44,6 +44,8 @@ class TileState:
     prompt: str = ""                  # a show-prompt's key (swipe_card ...) while running
     finding: Finding | None = None
     fitted: bool = True
+    #: the component's last STATUS_REPLY block (None until one was read)
+    status: dict[str, Any] | None = None
 
 
 def localize(finding: Finding, lang: str, catalogue: Catalogue) -> Finding:
@@ -84,6 +86,72 @@ def measurement_text(name: str, value: int, lang: str, catalogue: Catalogue) -> 
     return f"{label} {value}{' ' + unit if unit else ''}"
 
 
+def _word(value: object, lang: str) -> str:
+    """A status enum value (``ready``, ``tripped`` ...) in ``lang``; one the table lacks as it is."""
+    key = f"st_{value}"
+    try:
+        return ui_text(key, lang)
+    except KeyError:
+        return str(value)
+
+
+def _ipv4(raw: object) -> str:
+    return ".".join(str(b) for b in raw) if isinstance(raw, bytes | bytearray) and len(raw) == 4 else ""
+
+
+def status_summary(component: str, status: dict[str, Any], lang: str) -> list[str]:
+    """Short parts of a component's STATUS_REPLY block for its tile, most telling first (docs/protocol.md,
+    "Status blocks"): battery level, status and source; bearer, signal and IP; paper and head
+    temperature; reader, slot, panel and tamper states; memory and board temperature."""
+    s = status
+
+    def t(key: str, **values: object) -> str:
+        return ui_text(key, lang, **values)
+
+    parts: list[str] = []
+    if component == "power":
+        if "battery_pct" in s:
+            parts.append(f"{s['battery_pct']} % {_word(s.get('battery_status', ''), lang)}".rstrip())
+        if "source" in s:
+            parts.append(_word(s["source"], lang))
+    elif component == "network":
+        if "signal_dbm" in s:
+            parts.append(f"{s['signal_dbm']} dBm")
+        if "bearer" in s:
+            parts.append(str(s["bearer"]).upper().replace("_", "-"))
+        ip = _ipv4(s.get("ipv4"))
+        parts.append(ip if ip and ip != "0.0.0.0" else t("st_no_ip"))
+    elif component == "printer":
+        paper = int(s.get("paper_sensor", 0))
+        parts.append(t("paper_end" if paper & 0x60 else "paper_near_end" if paper & 0x0C else "paper_ok"))
+        if int(s.get("offline_cause", 0)) & 0x04:
+            parts.append(t("st_cover_open"))
+        if "head_temp_c" in s:
+            parts.append(t("st_head", c=s["head_temp_c"]))
+    elif component == "security":
+        parts.append(t("st_tamper", state=_word(s.get("tamper", "?"), lang)))
+        parts.append(t("st_keys_loaded" if s.get("keys_loaded") else "st_no_keys"))
+    elif component == "system":
+        if "free_memory_kb" in s and "total_memory_kb" in s:
+            parts.append(t("st_memory", free=int(s["free_memory_kb"]) // 1024, total=int(s["total_memory_kb"]) // 1024))
+        if "board_temp_c" in s:
+            parts.append(f"{s['board_temp_c']} °C")
+        if s.get("firmware_update_state", 0):
+            parts.append(t("st_fw_update", state=_word(f"fw{s['firmware_update_state']}", lang)))
+    elif component == "screen":
+        parts.append(t("st_panel", state=_word(s.get("panel", "?"), lang)))
+        if s.get("dead_pixels"):
+            parts.append(t("st_dead_pixels", n=s["dead_pixels"]))
+    elif component == "keypad":
+        parts.append(t("st_keys", n=s.get("keys_total", "?")))
+        if s.get("stuck_keys"):
+            parts.append(t("st_stuck", n=len(s["stuck_keys"])))
+    elif component in ("magstripe", "contactless", "scanner", "chip"):
+        field_name = {"magstripe": "state", "contactless": "field", "scanner": "state", "chip": "slot"}[component]
+        parts.append(t(f"st_{component}", state=_word(s.get(field_name, "?"), lang)))
+    return [p for p in parts if p]
+
+
 def tile_lines(tile: TileState, lang: str, catalogue: Catalogue) -> tuple[str, str, list[str]]:
     """A tile's (state key, state text, detail lines) in ``lang``."""
     if not tile.fitted:
@@ -107,10 +175,15 @@ def tile_lines(tile: TileState, lang: str, catalogue: Catalogue) -> tuple[str, s
                  for m in KEY_MEASUREMENTS.get(tile.component, ()) if m in f.measurements]
         if shown:
             lines.append(" · ".join(shown))
-        if f.verdict not in ("pass",) and f.message and f.message != text:
+        skipped = f.measurements.get("checks_skipped", 0)
+        if f.verdict == "skipped" and skipped:
+            lines.append(ui_text("tile_needs_person", lang, n=skipped))
+        elif f.verdict not in ("pass",) and f.message and f.message != text:
             lines.append(f.message)
         if f.advice:
             lines.append("→ " + f.advice[0])
+    if tile.status and tile.state != RUNNING:   # one part a line: a small tile shows the first
+        lines += status_summary(tile.component, tile.status, lang)
     return tile.state if tile.fitted else "skipped", text, lines
 
 
@@ -152,6 +225,20 @@ def status_text(c: LinkCounters, lang: str, *, paused: bool = False, hex_mode: b
     if log_filter:
         parts.append(f"{ui_text('filter', lang)}: {log_filter}")
     return " │ ".join(parts)
+
+
+def wrap_fields(fields: list[str], width: int, sep: str = " │ ") -> list[str]:
+    """Join ``fields`` with ``sep`` into lines of at most ``width`` cells, breaking only between
+    fields (a CJK character takes two cells); a field wider than a line gets a line of its own."""
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    for f in fields:
+        if lines and cell_len(lines[-1]) + cell_len(sep) + cell_len(f) <= width:
+            lines[-1] += sep + f
+        else:
+            lines.append(f)
+    return lines
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -229,4 +316,4 @@ def parse_filter(text: str) -> tuple[str, ...]:
 
 
 __all__ = ["FrameBuffer", "LinkCounters", "TileState", "format_frame", "frame_lines", "localize", "parse_filter",
-           "status_text", "tile_lines"]
+           "status_summary", "status_text", "tile_lines", "wrap_fields"]

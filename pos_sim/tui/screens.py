@@ -20,8 +20,10 @@ from pos_sim.tui.text import help_text, ui_text
 PICKER_REFRESH = 2.0
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question from a running test (does the test pattern look right?)."""
+class ConfirmScreen(ModalScreen[bool | None]):
+    """A yes/no question from a running test (does the test pattern look right?): yes or no
+    answer it; Escape (or Abort) answers nothing and dismisses with None: the app aborts the run,
+    so the check is not tested rather than failed."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -29,9 +31,12 @@ class ConfirmScreen(ModalScreen[bool]):
                                padding: 1 2; }
     ConfirmScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
     ConfirmScreen Button { margin: 0 2; }
+    ConfirmScreen #confirm-hint { color: $text-muted; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No"),
-                Binding("escape", "answer(False)", "No", show=False)]
+                Binding("escape", "abort_run", "Abort", show=False),
+                # a modal screen stops the app's keys: quitting must still work from here
+                Binding("q", "app.quit", "Quit", show=False)]
 
     def __init__(self, component: str, text: str, lang: str) -> None:
         super().__init__()
@@ -44,17 +49,57 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical():
             yield Label(f"[b]{ui_text('confirm_title', self.lang)}[/b] · {self.component}")
             yield Static(self.text, id="question")
+            yield Static(ui_text("confirm_hint", self.lang), id="confirm-hint")
             with Horizontal():
                 yield Button(ui_text("yes", self.lang), id="yes", variant="success")
                 yield Button(ui_text("no", self.lang), id="no", variant="error")
+                yield Button(ui_text("abort_run", self.lang), id="abort")
 
     def action_answer(self, accepted: bool) -> None:
         """Close with the answer."""
         self.dismiss(accepted)
 
+    def action_abort_run(self) -> None:
+        """Close without an answer: the run is aborted."""
+        self.dismiss(None)
+
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.dismiss(None if event.button.id == "abort" else event.button.id == "yes")
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Quit while a run is going? ``y`` or ``q`` quits, ``n`` or Escape stays."""
+
+    DEFAULT_CSS = """
+    QuitScreen { align: center middle; }
+    QuitScreen > Vertical { width: 60; height: auto; border: thick $error; background: $surface; padding: 1 2; }
+    QuitScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
+    QuitScreen Button { margin: 0 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y,q", "leave(True)", "Quit"),
+                                             Binding("n,escape", "leave(False)", "Stay")]
+
+    def __init__(self, lang: str) -> None:
+        super().__init__()
+        self.lang = lang
+
+    def compose(self) -> ComposeResult:
+        """The question and Quit / Stay."""
+        with Vertical():
+            yield Label(f"[b]{ui_text('quit_title', self.lang)}[/b]")
+            yield Static(ui_text("quit_question", self.lang))
+            with Horizontal():
+                yield Button(ui_text("quit_yes", self.lang), id="quit-yes", variant="error")
+                yield Button(ui_text("quit_no", self.lang), id="quit-no")
+
+    def action_leave(self, leave: bool) -> None:
+        """Close with the decision."""
+        self.dismiss(leave)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit-yes")
 
 
 class HelpScreen(ModalScreen[None]):

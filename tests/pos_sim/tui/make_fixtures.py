@@ -28,8 +28,22 @@ class Yes:
         return True
 
 
+def write_status() -> None:
+    """Write status-dropped.json: every fitted component's STATUS_REPLY block of ``dropped``."""
+    with (EmulatorServer(load_scenario("dropped"), speed=50) as server,
+          Terminal.open(server.serve_pty(), timings=LinkTimings(keepalive_idle=3600)) as term):
+        hello = term.hello
+        assert hello is not None
+        status = {c: term.status(c) for c in hello.components}
+    for block in status.values():   # bytes fields (network ipv4, chip atr) as lists for JSON
+        for key, value in block.items():
+            if isinstance(value, bytes):
+                block[key] = list(value)
+    (HERE / "status-dropped.json").write_text(json.dumps(status, indent=1) + "\n", encoding="utf-8")
+
+
 def main() -> None:
-    """Write healthy.json and dropped.json."""
+    """Write healthy.json, dropped.json and status-dropped.json."""
     for name in ("healthy", "dropped"):
         with (EmulatorServer(load_scenario(name), speed=50) as server,
               Terminal.open(server.serve_pty(), timings=LinkTimings(keepalive_idle=3600)) as term):
@@ -37,6 +51,7 @@ def main() -> None:
         data = report.as_json()
         data["port"] = "/dev/ttyACM0"
         (HERE / f"{name}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    write_status()
 
 
 if __name__ == "__main__":

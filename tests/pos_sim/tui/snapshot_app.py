@@ -9,6 +9,7 @@ from typing import Any
 from drivers.terminal import DeviceInfo
 from pos_sim.diagnostics.engine import DiagnosticReport, Finding
 from pos_sim.tui import PosSimApp
+from pos_sim.tui.completeness import tui_completeness
 from pos_sim.tui.model import LinkCounters, format_frame
 from pos_sim.tui.widgets import KeypadMap
 from protocols import Frame, MessageType
@@ -31,12 +32,21 @@ def finding(d: dict[str, Any]) -> Finding:
     return Finding(**{**d, "advice": tuple(d["advice"])})
 
 
-class SnapshotApp(PosSimApp):
-    """The main screen showing a saved run (``healthy`` or ``dropped``)."""
+def status_blocks() -> dict[str, dict[str, Any]]:
+    """The ``dropped`` terminal's STATUS_REPLY blocks (byte fields were saved as lists)."""
+    blocks: dict[str, dict[str, Any]] = json.loads((FIXTURES / "status-dropped.json").read_text(encoding="utf-8"))
+    return {c: {k: bytes(v) if isinstance(v, list) and k in ("ipv4", "atr") else v for k, v in b.items()}
+            for c, b in blocks.items()}
 
-    def __init__(self, run: str, lang: str = "en") -> None:
+
+class SnapshotApp(PosSimApp):
+    """The main screen showing a saved run (``healthy`` or ``dropped``), or with ``idle`` the
+    screen before any test: the ``dropped`` terminal's status on the tiles."""
+
+    def __init__(self, run: str, lang: str = "en", *, idle: bool = False) -> None:
         super().__init__("/dev/ttyACM0", lang=lang, connect=False)
         self.data = json.loads((FIXTURES / f"{run}.json").read_text(encoding="utf-8"))
+        self.idle = idle
 
     def on_mount(self) -> None:
         """Load the run into the tiles, the keypad, the log and the counters."""
@@ -45,12 +55,18 @@ class SnapshotApp(PosSimApp):
         self.device = DeviceInfo(**data["device"])
         self.serial = self.device.serial
         self.link_up = True
+        for component, block in status_blocks().items():
+            self.tiles[component].status = block
         findings = [finding(d) for d in data["results"]]
-        for f in findings:
-            tile = self.tiles[f.component]
-            tile.state, tile.finding = f.verdict, f
-        self.report = DiagnosticReport(port=data["port"], plan=data["plan"], lang=data["lang"],
-                                       started_at=data["started_at"], device=self.device, results=findings)
+        if not self.idle:
+            for f in findings:
+                tile = self.tiles[f.component]
+                tile.state, tile.finding = f.verdict, f
+            self.report = DiagnosticReport(port=data["port"], plan=data["plan"], lang=data["lang"],
+                                           started_at=data["started_at"], device=self.device, results=findings,
+                                           verdict=data["verdict"], exit_status=data["exit_status"])
+            self.completeness = tui_completeness(self.report, [f.component for f in findings])
+            self.record_note = ("recorded", {"run": 7, "serial": self.serial})
         stats = data["link"]
         self.counters = LinkCounters(stats["frames_in"], stats["frames_out"], stats["retransmits"],
                                      stats["deframer"]["bad_crc"], stats["deframer"]["bytes_dropped"])

@@ -29,3 +29,9 @@ def test_dropped_run(snap_compare: Callable[..., bool], size: str) -> None:
 @pytest.mark.parametrize("size", SIZES)
 def test_dropped_run_in_chinese(snap_compare: Callable[..., bool], size: str) -> None:
     assert snap_compare(SnapshotApp("dropped", lang="zh-CN"), terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_idle_status_on_the_tiles(snap_compare: Callable[..., bool], size: str, lang: str) -> None:
+    assert snap_compare(SnapshotApp("dropped", lang=lang, idle=True), terminal_size=SIZES[size])
