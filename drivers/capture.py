@@ -13,9 +13,11 @@ The format records raw bytes, never decoded frames, so corruption and resync rep
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -51,6 +53,8 @@ FLUSH_INTERVAL = 0.5
 DISCONNECTED = "disconnected"
 #: the note with the terminal's identity (INFO_REPLY's fields)
 DEVICE = "device"
+#: the last line of a capture whose writing failed (a full disk): the value is what the OS said
+CAPTURE_FAILED = "capture_failed"
 
 _NOTE_LINE = re.compile(r"^@ (\d+\.\d{6}) ([a-z_][a-z0-9_]*) (.*)$")
 _END_LINE = re.compile(r"^= (\d+\.\d{6}) end$")
@@ -177,8 +181,13 @@ class CaptureWriter:
         self._context: dict[str, bytes] = dict.fromkeys(DIRECTIONS, b"")
         self._last_flush = clock()
         self.bytes_recorded = {d: 0 for d in DIRECTIONS}
+        #: set when writing failed mid-capture (one line: what happened and what became of the
+        #: file); recording has stopped, and nothing raises: the session carries on without it
+        self.problem = ""
         self._write_lines(self.header.lines())
         self._flush()
+        if self.problem:
+            raise CaptureError(self.problem)
 
     def __enter__(self) -> CaptureWriter:
         return self
@@ -249,11 +258,13 @@ class CaptureWriter:
             for d in DIRECTIONS:
                 self._release(d)
             self._write_lines([f"= {self.elapsed():.6f} end"])
+            if self.problem:
+                return   # the end line could not be written: the file is marked or removed
             out, self._out = self._out, None
             try:
                 out.close()
             except OSError as exc:
-                raise CaptureError(f"{self.path}: cannot finish the capture: {exc.strerror or exc}") from exc
+                self._fail(exc, out)
 
     # -- inside the lock ---------------------------------------------------------------------
 
@@ -295,7 +306,30 @@ class CaptureWriter:
         try:
             self._out.write("\n".join(lines) + "\n")
         except OSError as exc:
-            raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+            self._fail(exc, self._out)
+
+    def _fail(self, exc: OSError, out: IO[str]) -> None:
+        """Writing failed (a full disk): stop recording, and mark the file or remove it.
+
+        A plain capture is cut back to its last whole line, far enough to make room, and ends
+        with a ``capture_failed`` note (the decoder reports it); a gzip one, whose stream is
+        broken, or a plain one that cannot take even that line, is removed.
+        """
+        self._out = None
+        with contextlib.suppress(OSError, ValueError):
+            out.close()   # its buffer cannot be written either; the descriptor is closed anyway
+        why = exc.strerror or str(exc)
+        note = f"@ {self.elapsed():.6f} {CAPTURE_FAILED} {json.dumps(why)}\n".encode("ascii", "replace")
+        fate = "removed"
+        if not self.path.name.endswith(".gz"):
+            with contextlib.suppress(OSError):
+                _mark_failed(self.path, note, len("\n".join(self.header.lines())) + 1)
+                fate = f"kept up to {self.elapsed():.1f} s and marked as cut short"
+        if fate == "removed":
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+        self.problem = (f"{self.path}: the capture stopped: cannot write ({why}); the file was {fate}; "
+                        f"free some space or capture elsewhere")
 
     def _maybe_flush(self) -> None:
         if self._clock() - self._last_flush >= FLUSH_INTERVAL:
@@ -306,8 +340,27 @@ class CaptureWriter:
             try:
                 self._out.flush()
             except OSError as exc:
-                raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+                self._fail(exc, self._out)
             self._last_flush = self._clock()
+
+
+def _mark_failed(path: Path, note: bytes, header_size: int) -> None:
+    """Cut ``path`` back to a whole line that leaves room for ``note``, and append it (raises
+    OSError when even that fails, or when only the header would be left)."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, io.SEEK_END)
+        limit = size - len(note)      # the note fits where the cut-off bytes were
+        start = max(0, limit - 65536)
+        f.seek(start)
+        tail = f.read(max(0, limit - start))
+        cut = tail.rfind(b"\n")
+        if cut < 0 or start + cut + 1 < header_size:
+            raise OSError("no room for the note after the header")
+        f.truncate(start + cut + 1)
+        f.seek(start + cut + 1)
+        f.write(note)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _frame_spans(data: bytes) -> tuple[list[tuple[int, int]], int | None]:
@@ -370,6 +423,8 @@ class CaptureReader:
         self.torn = False
         self.problem = ""
         self.end_time: float | None = None
+        #: True when the capture ends with a ``capture_failed`` note (its recorder's disk was full)
+        self.cut_short = False
         self.lines_read = 0
         try:
             self._file: IO[str] | None = _open_text(self.path, "rt")
@@ -453,6 +508,9 @@ class CaptureReader:
                 break
             text = line.rstrip("\n")
             record = self._parse(text)
+            if isinstance(record, Note) and record.key == CAPTURE_FAILED:
+                self.cut_short = True
+                self.problem = f"the recorder could not write the rest ({record.value}): the capture is cut short"
             if record is not None:
                 yield record
             elif text and not text.startswith("#") and not self.complete:
@@ -556,7 +614,11 @@ class CaptureTap:
             writer, self.writer, self._sniffer = self.writer, None, None
         if writer is not None:
             writer.close()
+            self.capture_problem = self.capture_problem or writer.problem
         return writer
+
+    #: why the capture stopped early (a full disk), one line; "" when it did not
+    capture_problem = ""
 
     def read(self, size: int = 1) -> bytes:
         """Read from the port and record what came (terminal to host); a broken port is noted."""
