@@ -432,7 +432,14 @@ class CaptureReader:
         except FileNotFoundError:
             self.close()
             raise CaptureError(f"{self.path}: no such file") from None
-        except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        except IsADirectoryError:
+            self.close()
+            raise CaptureError(f"{self.path}: a directory, not a capture file") from None
+        except UnicodeDecodeError:
+            self.close()
+            raise CaptureError(f"{self.path}: not a pos-sim capture (binary data; a capture is text that starts "
+                               f"with {MAGIC!r})") from None
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
             self.close()
             raise CaptureError(f"{self.path}: not a readable capture ({exc})") from exc
         if not first.startswith(MAGIC + " "):
