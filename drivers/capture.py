@@ -13,9 +13,11 @@ The format records raw bytes, never decoded frames, so corruption and resync rep
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -26,9 +28,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
+from drivers import masking
 from drivers.errors import DriverError
+from drivers.masking import PAN_KEEP_FIRST, PAN_KEEP_LAST
 from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame, timing
-from protocols.framing import OVERHEAD, SYNC
+from protocols.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, OVERHEAD, SYNC, TRAILER, TRAILER_SIZE, crc16
 from protocols.messages import jsonable
 
 if TYPE_CHECKING:
@@ -45,20 +49,13 @@ DIRECTIONS = (HOST_TO_TERMINAL, TERMINAL_TO_HOST)
 LINE_BYTES = 64
 #: the writer flushes at least this often (seconds) and on every close
 FLUSH_INTERVAL = 0.5
-#: card-number runs: this many ASCII digits, Luhn-valid, keep the first 6 and last 4
-PAN_MIN, PAN_MAX, PAN_KEEP_FIRST, PAN_KEEP_LAST = 13, 19, 6, 4
-#: first digits of payment-card numbers (ISO/IEC 7812 major industry identifiers 2-6: Mastercard
-#: 2-series, Amex/JCB/Diners, Visa, Mastercard/Maestro, Discover/UnionPay).  Merchant IDs (the
-#: UnionPay ones start with 898) and other long numbers that happen to pass Luhn are not masked:
-#: masking them would corrupt frames the replay needs intact.
-PAN_FIRST_DIGITS = b"23456"
-
 #: the note a tap writes when the port broke under a read (its value: what the port said)
 DISCONNECTED = "disconnected"
 #: the note with the terminal's identity (INFO_REPLY's fields)
 DEVICE = "device"
+#: the last line of a capture whose writing failed (a full disk): the value is what the OS said
+CAPTURE_FAILED = "capture_failed"
 
-_DIGITS = re.compile(rb"[0-9]+")
 _NOTE_LINE = re.compile(r"^@ (\d+\.\d{6}) ([a-z_][a-z0-9_]*) (.*)$")
 _END_LINE = re.compile(r"^= (\d+\.\d{6}) end$")
 _HEADER_LINE = re.compile(r"^# ([a-z_]+): (.*)$")
@@ -79,19 +76,12 @@ def tool_version() -> str:
 
 
 # -- card numbers --------------------------------------------------------------------------
+# The rule has one home, drivers/masking.py; these names stay for the code that imports them.
 
 
 def luhn_valid(digits: bytes) -> bool:
     """True when the ASCII digits pass the Luhn check (as card numbers do)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ch - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    return masking.luhn_valid(digits)
 
 
 def mask_pan_run(run: bytes) -> bytes:
@@ -100,29 +90,10 @@ def mask_pan_run(run: bytes) -> bytes:
 
 
 def mask_card_numbers(data: bytes, *, lead: int = 0) -> bytes:
-    """Mask every maximal run of 13-19 ASCII digits in ``data`` that starts 2-6 and passes Luhn.
-
-    ``lead`` is the length of a digit run that ends just before ``data`` (already written): a
-    run at the start of ``data`` continues it, and counts with it.
-    """
-    if not data or _DIGITS.search(data) is None:
-        return data
-    out = bytearray(data)
-    for m in _DIGITS.finditer(data):
-        start, end = m.span()
-        extra = lead if start == 0 else 0
-        run = m.group()
-        if extra == 0 and PAN_MIN <= end - start <= PAN_MAX and run[0] in PAN_FIRST_DIGITS and luhn_valid(run):
-            out[start:end] = mask_pan_run(run)
-    return bytes(out)
-
-
-def _trailing_digits(data: bytes) -> int:
-    n = len(data)
-    i = n
-    while i > 0 and 48 <= data[i - 1] <= 57:
-        i -= 1
-    return n - i
+    """``data`` masked by :func:`drivers.masking.mask_bytes` (card numbers and track data, the
+    length kept).  ``lead`` is the length of a digit run that ends just before ``data``
+    (already written): a run at the start of ``data`` continues it, and counts with it."""
+    return masking.mask_bytes(data, context=b"0" * lead)
 
 
 # -- records -------------------------------------------------------------------------------
@@ -184,11 +155,12 @@ def _open_text(path: Path, mode: str) -> IO[str]:
 class CaptureWriter:
     """Streams a capture to ``path``; safe to call from several threads.  Use as a context manager.
 
-    Card numbers are masked per direction before they are written.  To mask a number split
-    over two reads, a trailing run of at most 19 digits is held back until the next chunk of
-    the same direction (or any chunk of the other direction, a note, or close) shows where the
-    run ends; it is then written with its own timestamp, so chunk boundaries and order stay as
-    they were.
+    Card numbers and track data are masked per direction before they are written
+    (:func:`drivers.masking.mask_bytes`).  To mask a number split over two reads, a trailing
+    stretch that may still become card data (digits and separators, a track's start: at most
+    :data:`drivers.masking.LONGEST` bytes) is held back until the next chunk of the same
+    direction (or any chunk of the other direction, a note, or close) shows where it ends; it
+    is then written with its own timestamp, so chunk boundaries and order stay as they were.
     """
 
     def __init__(self, path: str | Path, *, port: str = "", baud: int = 0, tool: str | None = None,
@@ -205,11 +177,17 @@ class CaptureWriter:
         except OSError as exc:
             raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
         self._held: dict[str, list[tuple[float, bytes]]] = {d: [] for d in DIRECTIONS}
-        self._lead: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
+        #: the last bytes written in each direction, as they came: where a digit run starts
+        self._context: dict[str, bytes] = dict.fromkeys(DIRECTIONS, b"")
         self._last_flush = clock()
         self.bytes_recorded = {d: 0 for d in DIRECTIONS}
+        #: set when writing failed mid-capture (one line: what happened and what became of the
+        #: file); recording has stopped, and nothing raises: the session carries on without it
+        self.problem = ""
         self._write_lines(self.header.lines())
         self._flush()
+        if self.problem:
+            raise CaptureError(self.problem)
 
     def __enter__(self) -> CaptureWriter:
         return self
@@ -242,12 +220,16 @@ class CaptureWriter:
             held = self._held[direction]
             held.append((t, bytes(data)))
             combined = b"".join(d for _, d in held)
-            tail = _trailing_digits(combined)
-            if tail == len(combined):
-                tail += self._lead[direction]
-            # a short trailing run may still become a card number: hold it back
-            keep = min(tail, len(combined)) if 0 < tail <= PAN_MAX else 0
-            self._emit(direction, combined, keep)
+            # what may still become card data with the next bytes is held back, and so is a
+            # frame not complete yet (its CRC is put right below if masking changed it)
+            n = len(combined)
+            tail = masking.INCOMPLETE_TAIL.search(combined, max(0, n - masking.LONGEST))
+            intact, incomplete = _frame_spans(combined)
+            cut = min(tail.start() if tail is not None else n, n if incomplete is None else incomplete)
+            for start, end in reversed(intact):
+                if start < cut < end:
+                    cut = start
+            self._emit(direction, combined, n - cut, intact)
             self._maybe_flush()
 
     def note(self, key: str, value: Any) -> None:
@@ -276,11 +258,13 @@ class CaptureWriter:
             for d in DIRECTIONS:
                 self._release(d)
             self._write_lines([f"= {self.elapsed():.6f} end"])
+            if self.problem:
+                return   # the end line could not be written: the file is marked or removed
             out, self._out = self._out, None
             try:
                 out.close()
             except OSError as exc:
-                raise CaptureError(f"{self.path}: cannot finish the capture: {exc.strerror or exc}") from exc
+                self._fail(exc, out)
 
     # -- inside the lock ---------------------------------------------------------------------
 
@@ -289,18 +273,16 @@ class CaptureWriter:
         held = self._held[direction]
         if held:
             combined = b"".join(d for _, d in held)
-            self._emit(direction, combined, 0)
+            self._emit(direction, combined, 0, _frame_spans(combined)[0])
 
-    def _emit(self, direction: str, combined: bytes, keep: int) -> None:
+    def _emit(self, direction: str, combined: bytes, keep: int, intact: list[tuple[int, int]]) -> None:
         held = self._held[direction]
-        lead = self._lead[direction]
         if keep == len(combined):
             return   # all of it may still be part of a card number
-        masked = mask_card_numbers(combined[: len(combined) - keep] if keep else combined, lead=lead)
-        if keep:
-            # the kept run is masked later, with what follows it; the written part ends before it
-            masked = masked[: len(combined) - keep]
-        written = len(masked)
+        context = self._context[direction]
+        # the kept bytes are masked later, with what follows them; the written part ends before them
+        written = len(combined) - keep
+        masked = _with_crcs_put_right(combined, masking.mask_bytes(combined, context=context), intact, written)
         lines: list[str] = []
         pos = 0
         rest: list[tuple[float, bytes]] = []
@@ -315,8 +297,7 @@ class CaptureWriter:
                 rest.append((t, data))
             pos += n
         self._held[direction] = rest
-        tail = _trailing_digits(combined[:written])
-        self._lead[direction] = tail + (lead if tail == written else 0)
+        self._context[direction] = (context + combined[:written])[-masking.LONGEST:]
         self._write_lines(lines)
 
     def _write_lines(self, lines: list[str]) -> None:
@@ -325,7 +306,30 @@ class CaptureWriter:
         try:
             self._out.write("\n".join(lines) + "\n")
         except OSError as exc:
-            raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+            self._fail(exc, self._out)
+
+    def _fail(self, exc: OSError, out: IO[str]) -> None:
+        """Writing failed (a full disk): stop recording, and mark the file or remove it.
+
+        A plain capture is cut back to its last whole line, far enough to make room, and ends
+        with a ``capture_failed`` note (the decoder reports it); a gzip one, whose stream is
+        broken, or a plain one that cannot take even that line, is removed.
+        """
+        self._out = None
+        with contextlib.suppress(OSError, ValueError):
+            out.close()   # its buffer cannot be written either; the descriptor is closed anyway
+        why = exc.strerror or str(exc)
+        note = f"@ {self.elapsed():.6f} {CAPTURE_FAILED} {json.dumps(why)}\n".encode("ascii", "replace")
+        fate = "removed"
+        if not self.path.name.endswith(".gz"):
+            with contextlib.suppress(OSError):
+                _mark_failed(self.path, note, len("\n".join(self.header.lines())) + 1)
+                fate = f"kept up to {self.elapsed():.1f} s and marked as cut short"
+        if fate == "removed":
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
+        self.problem = (f"{self.path}: the capture stopped: cannot write ({why}); the file was {fate}; "
+                        f"free some space or capture elsewhere")
 
     def _maybe_flush(self) -> None:
         if self._clock() - self._last_flush >= FLUSH_INTERVAL:
@@ -336,8 +340,65 @@ class CaptureWriter:
             try:
                 self._out.flush()
             except OSError as exc:
-                raise CaptureError(f"{self.path}: cannot write the capture: {exc.strerror or exc}") from exc
+                self._fail(exc, self._out)
             self._last_flush = self._clock()
+
+
+def _mark_failed(path: Path, note: bytes, header_size: int) -> None:
+    """Cut ``path`` back to a whole line that leaves room for ``note``, and append it (raises
+    OSError when even that fails, or when only the header would be left)."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, io.SEEK_END)
+        limit = size - len(note)      # the note fits where the cut-off bytes were
+        start = max(0, limit - 65536)
+        f.seek(start)
+        tail = f.read(max(0, limit - start))
+        cut = tail.rfind(b"\n")
+        if cut < 0 or start + cut + 1 < header_size:
+            raise OSError("no room for the note after the header")
+        f.truncate(start + cut + 1)
+        f.seek(start + cut + 1)
+        f.write(note)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _frame_spans(data: bytes) -> tuple[list[tuple[int, int]], int | None]:
+    """(start, end) of each intact frame in ``data`` (its CRC checks), and where the first frame
+    that is not complete yet starts (None: none), as the deframer would see them."""
+    intact: list[tuple[int, int]] = []
+    incomplete: int | None = len(data) - 1 if data[-1:] == SYNC[:1] else None
+    pos, n = 0, len(data)
+    while (i := data.find(SYNC, pos)) >= 0:
+        if n - i < HEADER_SIZE:
+            incomplete = i if incomplete is None else min(incomplete, i)
+            break
+        length = HEADER.unpack_from(data, i + len(SYNC))[-1]
+        end = i + HEADER_SIZE + length + TRAILER_SIZE
+        if length > MAX_PAYLOAD:
+            pos = i + 1
+        elif end > n:
+            incomplete = i if incomplete is None else min(incomplete, i)
+            pos = i + 1
+        elif TRAILER.unpack_from(data, end - TRAILER_SIZE)[0] == crc16(
+                memoryview(data)[i + len(SYNC): end - TRAILER_SIZE]):
+            intact.append((i, end))
+            pos = end
+        else:
+            pos = i + 1
+    return intact, incomplete
+
+
+def _with_crcs_put_right(original: bytes, masked: bytes, intact: list[tuple[int, int]], upto: int) -> bytes:
+    """``masked[:upto]`` where every frame that was intact in ``original`` and that masking changed
+    gets a CRC over its masked bytes: a frame that crossed the line intact stays intact in the
+    capture, so a replay decodes it (masked) as the live session did."""
+    out = bytearray(masked[:upto])
+    for start, end in intact:
+        if end <= upto and out[start:end] != original[start:end]:
+            crc = crc16(memoryview(out)[start + len(SYNC): end - TRAILER_SIZE])
+            out[end - TRAILER_SIZE: end] = TRAILER.pack(crc)
+    return bytes(out)
 
 
 def _chunk_lines(direction: str, t: float, data: bytes) -> list[str]:
@@ -362,6 +423,8 @@ class CaptureReader:
         self.torn = False
         self.problem = ""
         self.end_time: float | None = None
+        #: True when the capture ends with a ``capture_failed`` note (its recorder's disk was full)
+        self.cut_short = False
         self.lines_read = 0
         try:
             self._file: IO[str] | None = _open_text(self.path, "rt")
@@ -369,7 +432,14 @@ class CaptureReader:
         except FileNotFoundError:
             self.close()
             raise CaptureError(f"{self.path}: no such file") from None
-        except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        except IsADirectoryError:
+            self.close()
+            raise CaptureError(f"{self.path}: a directory, not a capture file") from None
+        except UnicodeDecodeError:
+            self.close()
+            raise CaptureError(f"{self.path}: not a pos-sim capture (binary data; a capture is text that starts "
+                               f"with {MAGIC!r})") from None
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
             self.close()
             raise CaptureError(f"{self.path}: not a readable capture ({exc})") from exc
         if not first.startswith(MAGIC + " "):
@@ -445,6 +515,9 @@ class CaptureReader:
                 break
             text = line.rstrip("\n")
             record = self._parse(text)
+            if isinstance(record, Note) and record.key == CAPTURE_FAILED:
+                self.cut_short = True
+                self.problem = f"the recorder could not write the rest ({record.value}): the capture is cut short"
             if record is not None:
                 yield record
             elif text and not text.startswith("#") and not self.complete:
@@ -508,7 +581,7 @@ class IdentitySniffer:
             if frame.type != MessageType.INFO_REPLY:
                 continue
             try:
-                fields = decode_message(frame).fields
+                fields = masking.mask_fields(decode_message(frame).fields)   # as the driver shows them
             except ProtocolError:
                 continue
             keys = ("manufacturer", "model", "serial", "hardware_rev", "firmware_version")
@@ -548,7 +621,11 @@ class CaptureTap:
             writer, self.writer, self._sniffer = self.writer, None, None
         if writer is not None:
             writer.close()
+            self.capture_problem = self.capture_problem or writer.problem
         return writer
+
+    #: why the capture stopped early (a full disk), one line; "" when it did not
+    capture_problem = ""
 
     def read(self, size: int = 1) -> bytes:
         """Read from the port and record what came (terminal to host); a broken port is noted."""

@@ -38,6 +38,7 @@ from drivers.errors import (
     ResponseTimeout,
     SessionLost,
 )
+from drivers.masking import mask_frame, mask_message
 from protocols import (
     MAX_PAYLOAD,
     Frame,
@@ -389,7 +390,7 @@ class Link:
             self.stats.bytes_out += len(data)
             self._last_activity = time.monotonic()
             if self.on_frame is not None:
-                self.on_frame("out", decode_frame(data))
+                self.on_frame("out", mask_frame(decode_frame(data)))
 
     def _send(self, msg_type: MessageType, seq: int, flags: int, fields: dict[str, Any] | None = None) -> None:
         with self._lock:
@@ -399,7 +400,7 @@ class Link:
         self.stats.frames_in += 1
         self._last_activity = now
         if self.on_frame is not None:
-            self.on_frame("in", frame)
+            self.on_frame("in", mask_frame(frame))
         flags = frame.flags
         if flags & EVENT:
             self._on_event_frame(frame)
@@ -416,7 +417,7 @@ class Link:
 
     def _on_event_frame(self, frame: Frame) -> None:
         try:
-            msg = decode_message(frame)
+            msg = mask_message(decode_message(frame))   # nothing above the driver sees card data
         except ProtocolError:
             self.stats.malformed += 1
             self._send(MessageType.NAK, frame.seq, RESPONSE, {"reason": "malformed"})
@@ -437,7 +438,7 @@ class Link:
                 self.stats.stale += 1     # an answer to a request that is no longer current
                 return
             try:
-                msg = decode_message(frame)
+                msg = mask_message(decode_message(frame))   # nothing above the driver sees card data
             except ProtocolError as exc:
                 self.stats.malformed += 1
                 self._finish(p, error=ProtocolViolation(f"{p.msg_type.name}: malformed answer ({exc})"))

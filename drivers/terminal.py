@@ -34,8 +34,9 @@ from drivers.errors import (
     TransferError,
 )
 from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, NOISY_REPEATS, SAFE_TO_REPEAT, Link, LinkTimings
+from drivers.masking import mask_fields
 from drivers.transport import open_port
-from protocols import Component, Frame, Message, MessageType, encode_payload, timing
+from protocols import Component, Frame, Message, MessageType, decode_message, encode_payload, timing
 from protocols.auth import lifecycle_args, lifecycle_mac
 from protocols.codes import LifecycleOp
 from protocols.messages import jsonable, txlog_page_crc
@@ -125,7 +126,10 @@ class LifecycleChallenge:
     operation: str
     nonce: bytes
     counter: int
+    #: as shown (masked by the driver like every text from the terminal)
     serial: str
+    #: as the terminal sent it, which its MAC covers (kept out of repr: it may hold card data)
+    signing_serial: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -146,8 +150,8 @@ class LifecycleRequest:
         """Answer ``challenge`` with the next counter, signed with the terminal's ``key``."""
         counter = challenge.counter + 1
         args = lifecycle_args(activation_code, merchant_id, reason)
-        mac = lifecycle_mac(key, challenge.serial, int(LifecycleOp[challenge.operation]), args, challenge.nonce,
-                            counter)
+        mac = lifecycle_mac(key, challenge.signing_serial or challenge.serial, int(LifecycleOp[challenge.operation]),
+                            args, challenge.nonce, counter)
         return cls(challenge.operation, counter, challenge.nonce, activation_code, merchant_id, reason, mac)
 
 
@@ -673,10 +677,14 @@ class Terminal:
     def challenge(self, operation: str) -> LifecycleChallenge:
         """Ask for a lifecycle challenge (step 1 of docs/protocol.md section 11)."""
         op = LifecycleOp[operation]
-        f = self._request(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name}).fields
+        frame, msg = self._request_frame(MessageType.LC_CHALLENGE_REQUEST, {"operation": op.name})
+        f = msg.fields
         if _name(f["operation"]) != op.name:
             raise ProtocolViolation(f"asked for a {op.name} challenge, got one for {_name(f['operation'])}")
-        return LifecycleChallenge(op.name, bytes(f["nonce"]), int(f["counter"]), str(f["serial"]))
+        # the MAC covers the serial as sent, and the nonce as sent (the driver masks what it shows)
+        raw = decode_message(frame).fields
+        return LifecycleChallenge(op.name, bytes(raw["nonce"]), int(f["counter"]), str(f["serial"]),
+                                  signing_serial=str(raw["serial"]))
 
     @property
     def max_payload(self) -> int:
@@ -763,7 +771,8 @@ def _masked(record: dict[str, Any]) -> dict[str, Any]:
     bin6, last4 = out.pop("pan_bin"), out.pop("pan_last4")
     out["card"] = f"{bin6:06d}******{last4:04d}" if bin6 or last4 else ""
     out["auth_code"] = bytes.fromhex(out["auth_code"]).decode("ascii", "replace")
-    return out
+    masked: dict[str, Any] = mask_fields(out)
+    return masked
 
 
 def _write_atomically(path: Path, text: str) -> None:

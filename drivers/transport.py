@@ -185,6 +185,10 @@ def describe_open_error(port: str, exc: BaseException) -> DriverError:
     if code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in text:
         return PortBusy(f"{port}: port busy, another program has it open (close it, or find it with "
                         f"`fuser {port}`)")
+    if code in (errno.ENOTTY, errno.EISDIR) or "Inappropriate ioctl" in text or re.search(r"\(25, ", text):
+        # pyserial configures the line with termios, which a file, a directory or /dev/null refuse
+        return PortOpenError(f"{port}: not a serial port (give a device path such as /dev/ttyUSB0 or a URL; "
+                             f"`pos-sim ports` lists what is connected)")
     if code == errno.ECONNREFUSED or "Connection refused" in text:
         return PortNotFound(f"{port}: connection refused, nothing is listening there")
     first = text.splitlines()[0] if text else type(exc).__name__

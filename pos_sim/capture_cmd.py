@@ -46,6 +46,7 @@ from drivers.capture import (
     read_capture,
 )
 from drivers.errors import DriverError
+from drivers.masking import mask_fields
 from drivers.transport import DEFAULT_BAUD, open_port
 from pos_sim import exitcodes
 from pos_sim.errors import UsageError
@@ -222,17 +223,20 @@ def decoded_lines(reader: CaptureReader, *, as_json: bool, raw: bool, totals: De
                 yield (f"{item.time:12.6f} {item.direction} DROPPED {len(item.data)} bytes at offset {item.offset}: "
                        f"{', '.join(item.reasons)}{tail}")
         elif isinstance(item, Note):
+            value = mask_fields(item.value)
             if as_json:
-                yield json.dumps({"t": round(item.time, 6), "kind": "note", "key": item.key, "value": item.value},
+                yield json.dumps({"t": round(item.time, 6), "kind": "note", "key": item.key, "value": value},
                                  ensure_ascii=False)
             else:
-                yield f"{item.time:12.6f} @ {item.key} {json.dumps(item.value, ensure_ascii=False)}"
+                yield f"{item.time:12.6f} @ {item.key} {json.dumps(value, ensure_ascii=False)}"
 
 
 def _frame_line(item: CapturedFrame, *, as_json: bool, raw: bool, totals: DecodeTotals) -> str:
     frame = item.frame
     try:
         desc = describe_frame(frame)
+        # a capture written by another tool (or by hand) may hold card data: shown as the driver would
+        desc["fields"] = mask_fields(desc["fields"])
         error = None
     except ProtocolError as exc:
         totals.malformed += 1

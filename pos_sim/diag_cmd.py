@@ -190,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
         if mismatch is not None:
             print(f"pos-sim diag: {mismatch}", file=sys.stderr)
 
+    capture_problem = getattr(term.link.port, "capture_problem", "")   # --capture on a full disk
+    if capture_problem:
+        print(f"pos-sim diag: {capture_problem}", file=sys.stderr)
     if not getattr(args, "no_record", False) and report.device is not None:
         _record(report, getattr(args, "db", None))
     if args.report:

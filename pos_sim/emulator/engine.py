@@ -496,9 +496,18 @@ class TerminalEngine:
         self._emit(_T.EVENT, {"event": int(kind), "component": int(component),
                               "uptime_ms": self.device.uptime_ms(now), "value": value & 0xFFFFFFFF}, now)
 
+    def _firmware_text(self, text: str, limit: int) -> str:
+        """``text`` with the scenario's ``device.firmware_text`` after it (kept whole: ``text`` is
+        cut instead), at most ``limit`` UTF-8 bytes."""
+        extra = self.scenario.device.firmware_text.encode("utf-8")[:limit]
+        room = limit - len(extra) - 1 if extra else limit
+        head = text.encode("utf-8")[: max(0, room)] if text else b""
+        joined = head + b" " + extra if head and extra else head or extra
+        return joined.decode("utf-8", "ignore")
+
     def _error(self, component: Component, code: FaultCode, detail: str, now: float) -> None:
         self._emit(_T.ERROR, {"component": int(component), "code": int(code), "severity": int(severity(code)),
-                              "detail": detail[:120]}, now)
+                              "detail": self._firmware_text(detail, 120)}, now)
 
     def _next_event_seq(self) -> int:
         seq = self._event_seq
@@ -824,7 +833,7 @@ class TerminalEngine:
             "component": int(run.component), "plan": int(run.plan), "outcome": int(outcome), "code": int(code),
             "duration_ms": max(0, duration_ms) & 0xFFFFFFFF,
             "measurements": [{"id": int(m), "value": v} for m, v in run.measurements],
-            "note": note}, now)
+            "note": self._firmware_text(note, 255)}, now)
 
     def _check_battery(self, now: float) -> None:
         """Report the battery falling below its low threshold, once per boot."""
@@ -892,7 +901,7 @@ class TerminalEngine:
     def _lc_result(self, seq: int, op: int, status: LifecycleStatus, message: str, now: float) -> None:
         self._answer(seq, _T.LC_RESULT, {"operation": op, "status": int(status),
                                          "state": int(self.state.lifecycle), "counter": self.state.counter,
-                                         "message": message}, now)
+                                         "message": self._firmware_text(message, 255)}, now)
 
     def _req_lc_request(self, seq: int, f: dict[str, Any], now: float) -> None:
         op_value = f["operation"]

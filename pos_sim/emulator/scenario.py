@@ -343,6 +343,9 @@ class DeviceConfig:
     #: run self-tests on a tamper-locked terminal (docs/protocol.md section 8 says NAK
     #: not_permitted; some firmware keeps service diagnostics available; see docs/emulator.md)
     diagnostics_when_locked: bool = False
+    #: text a faulty firmware puts before every self-test note, ERROR detail and LC_RESULT
+    #: message (empty: none); the hostile-texts scenario uses it to test masking
+    firmware_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -526,7 +529,7 @@ def _build(path: Path | Traversable, source: str, data: dict[str, Any]) -> Scena
     seed = _get(meta, "scenario", "seed", int, 0)
     device = _device(_table(data, "device", {
         "manufacturer", "model", "serial", "hardware_rev", "firmware_version", "max_payload",
-        "components", "diagnostics_when_locked"}))
+        "components", "diagnostics_when_locked", "firmware_text"}))
     lifecycle = _lifecycle(_table(data, "lifecycle", {"state", "merchant_id", "activated_at", "counter", "key"}))
     link = _link(_table(data, "link", {"corrupt_rate", "drop_rate", "delay_rate", "delay_ms", "seed"}), seed)
     crash_t = _table(data, "crash", {"component", "at_percent"})
@@ -584,6 +587,7 @@ def _device(t: dict[str, Any]) -> DeviceConfig:
         max_payload=max_payload,
         components=fitted,
         diagnostics_when_locked=_get(t, "device", "diagnostics_when_locked", bool, False),
+        firmware_text=_text(t, "device", "firmware_text", ""),
     )
 
 

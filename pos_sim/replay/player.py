@@ -36,6 +36,7 @@ from pathlib import Path
 from serial import SerialException
 
 from drivers.capture import DISCONNECTED, HOST_TO_TERMINAL, CaptureError, Chunk, Note, read_capture
+from drivers.masking import mask_fields
 from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame
 from protocols.codes import FrameFlag
 from protocols.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, SYNC, TRAILER_SIZE, crc16
@@ -102,7 +103,7 @@ def describe(frame: Frame) -> str:
     """``SELFTEST_START seq 123 {component: printer, ...}`` in one line."""
     name = MessageType.describe(frame.type)
     try:
-        fields = decode_message(frame).fields
+        fields = mask_fields(decode_message(frame).fields)
         detail = ", ".join(f"{k}={v}" for k, v in fields.items())
     except ProtocolError:
         detail = f"payload {frame.payload.hex()}"

@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import serial
@@ -72,3 +73,16 @@ def test_permission_denied_says_how_to_fix_it(peer: PtyPeer) -> None:
     err = describe_open_error(peer.path, exc)
     assert isinstance(err, PermissionDenied) and "dialout" in str(err) and "udev" in str(err)
     assert err.exit_code == 2
+
+
+@pytest.mark.parametrize("kind", ["file", "directory", "devnull"])
+def test_a_path_that_is_not_a_tty_is_not_a_serial_port(tmp_path: Path, kind: str) -> None:
+    path = {"file": tmp_path / "notes.txt", "directory": tmp_path, "devnull": Path("/dev/null")}[kind]
+    if kind == "file":
+        path.write_text("not a port\n")
+    with pytest.raises(PortOpenError) as info:
+        open_port(str(path))
+    message = str(info.value)
+    assert message == (f"{path}: not a serial port (give a device path such as /dev/ttyUSB0 or a URL; "
+                       "`pos-sim ports` lists what is connected)")
+    assert "Inappropriate ioctl" not in message and "\n" not in message

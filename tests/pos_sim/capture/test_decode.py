@@ -161,3 +161,21 @@ def test_every_byte_is_a_frame_or_dropped_in_order(tmp_path_factory: pytest.Temp
     assert pos == len(stream)
     frames = [x for x in items if isinstance(x, CapturedFrame)]
     assert all(x.raw == encode_frame(x.frame.type, x.frame.payload, x.frame.seq, x.frame.flags) for x in frames)
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (bytes(range(256)) * 8, "not a pos-sim capture (binary data"),
+    (b"hello\n", "not a pos-sim capture (it does not start with"),
+    (None, "a directory, not a capture file"),
+])
+def test_decode_of_a_file_that_is_not_a_capture_says_so_in_one_line(tmp_path: Path, content: bytes | None,
+                                                                     says: str) -> None:
+    path = tmp_path / "x"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    r = subprocess.run([sys.executable, "-m", "pos_sim.cli", "decode", str(path)], capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith(f"pos-sim decode: {path}: {says}") and len(r.stderr.splitlines()) == 1

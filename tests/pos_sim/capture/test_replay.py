@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[3]
 CAPTURES = ROOT / "fixtures" / "captures"
 EXPECTED = CAPTURES / "expected"
 SCENARIO_EXPECTED = ROOT / "fixtures" / "expected"
+#: scenarios with no fixture capture: hostile-texts sends card data, and a capture keeps it
+#: masked, so no recording of it can be a faithful fixture (its own test records and replays it:
+#: tests/integration/test_hostile_texts.py)
+NO_FIXTURE = {"hostile-texts"}
+RECORDED = [s for s in scenario_names() if s not in NO_FIXTURE]
 
 
 def cmd(*args: str, module: str = "pos_sim.capture_cmd") -> subprocess.CompletedProcess[str]:
@@ -34,18 +39,18 @@ def cmd(*args: str, module: str = "pos_sim.capture_cmd") -> subprocess.Completed
 
 
 def test_there_is_one_capture_per_scenario() -> None:
-    assert sorted(p.name.removesuffix(".cap") for p in CAPTURES.glob("*.cap")) == sorted(scenario_names())
-    assert sorted(p.stem for p in EXPECTED.glob("*.json")) == sorted(scenario_names())
+    assert sorted(p.name.removesuffix(".cap") for p in CAPTURES.glob("*.cap")) == sorted(RECORDED)
+    assert sorted(p.stem for p in EXPECTED.glob("*.json")) == sorted(RECORDED)
 
 
-@pytest.mark.parametrize("scenario", scenario_names())
+@pytest.mark.parametrize("scenario", RECORDED)
 def test_every_fixture_replays_to_its_expected_result(scenario: str) -> None:
     outcome = replay_capture(CAPTURES / f"{scenario}.cap")
     assert outcome.replay_problem == "" and outcome.error == ""
     assert outcome.got == json.loads((EXPECTED / f"{scenario}.json").read_text())
 
 
-@pytest.mark.parametrize("scenario", [s for s in scenario_names() if s != "flaky-link"])
+@pytest.mark.parametrize("scenario", [s for s in RECORDED if s != "flaky-link"])
 def test_capture_expectations_are_the_live_emulators(scenario: str) -> None:
     """The replayed verdict is the one the live emulator gives (fixtures/expected/)."""
     live = json.loads((SCENARIO_EXPECTED / f"{scenario}.json").read_text())
