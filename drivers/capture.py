@@ -425,6 +425,10 @@ class CaptureReader:
         self.end_time: float | None = None
         #: True when the capture ends with a ``capture_failed`` note (its recorder's disk was full)
         self.cut_short = False
+        #: how many records carry a timestamp earlier than the record before them
+        self.backwards = 0
+        #: the first of those: (line number, its time, the time of the record before it)
+        self.first_backwards: tuple[int, float, float] | None = None
         self.lines_read = 0
         try:
             self._file: IO[str] | None = _open_text(self.path, "rt")
@@ -507,6 +511,7 @@ class CaptureReader:
         self._pending = None
         if line is None:
             line = self._readline()
+        last = float("-inf")
         while line is not None:
             if not line.endswith("\n"):
                 # every line is written whole with its newline: one without was cut off
@@ -519,6 +524,12 @@ class CaptureReader:
                 self.cut_short = True
                 self.problem = f"the recorder could not write the rest ({record.value}): the capture is cut short"
             if record is not None:
+                if record.time < last:
+                    self.backwards += 1
+                    if self.first_backwards is None:
+                        self.first_backwards = (self.lines_read, record.time, last)
+                else:
+                    last = record.time
                 yield record
             elif text and not text.startswith("#") and not self.complete:
                 raise CaptureError(f"{self.path}:{self.lines_read}: not a capture line: {text[:60]!r}")
@@ -526,6 +537,20 @@ class CaptureReader:
         if not self.complete and not self.problem:
             self.problem = "no end line: the recording was interrupted"
         self.close()
+
+    @property
+    def time_warning(self) -> str:
+        """One line when timestamps go backwards (empty when they never do).
+
+        The recorder stamps every record from a monotonic clock, so a step back means the file
+        was edited or joined from two recordings; replay then plays those records without a gap.
+        """
+        if self.first_backwards is None:
+            return ""
+        line, t, before = self.first_backwards
+        return (f"timestamps go backwards {self.backwards} time{'s' if self.backwards != 1 else ''} "
+                f"(first at line {line}: {t:.6f} after {before:.6f}): the file was edited or joined; "
+                f"replay plays those records without a pause")
 
     def _parse(self, text: str) -> Record | None:
         if not text:

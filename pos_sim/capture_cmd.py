@@ -283,7 +283,7 @@ def run_decode(args: argparse.Namespace) -> int:
         return exitcodes.USAGE
     summary = {"kind": "summary", "frames": totals.frames, "dropped_bytes": totals.dropped,
                "malformed": totals.malformed, "complete": reader.complete, "torn": reader.torn,
-               "problem": reader.problem}
+               "problem": reader.problem, "timestamps_backwards": reader.backwards}
     if args.json:
         print(json.dumps(summary), file=out)
     else:
@@ -291,6 +291,8 @@ def run_decode(args: argparse.Namespace) -> int:
               f"bytes >, {totals.dropped['<']} bytes <; {totals.malformed} malformed payloads", file=out)
     if reader.problem:
         print(f"pos-sim decode: {args.capture}: {reader.problem}", file=sys.stderr)
+    if reader.time_warning:
+        print(f"pos-sim decode: {args.capture}: {reader.time_warning}", file=sys.stderr)
     return 0
 
 
@@ -319,6 +321,8 @@ class ReplayOutcome:
     #: the capture itself could not be read (exit status 1, not 4)
     unreadable: bool = False
     replay_problem: str = ""
+    #: the capture's timestamps go backwards (a warning: the replay still counts)
+    warning: str = ""
     seconds: float = 0.0
     frames: int = 0
     dropped: int = 0
@@ -342,6 +346,7 @@ def replay_capture(path: str | Path, *, timeout: float = 30.0) -> ReplayOutcome:
                 elif isinstance(item, DroppedBytes):
                     outcome.dropped += len(item.data)
         extra = reader.header.extra
+        outcome.warning = reader.time_warning
     except (OSError, CaptureError) as exc:
         outcome.error = str(exc) if isinstance(exc, CaptureError) else f"{path}: {exc.strerror or exc}"
         outcome.unreadable = True
@@ -396,6 +401,8 @@ def run_replay(args: argparse.Namespace) -> int:
 def _judge(o: ReplayOutcome, expect: Path | None, *, update: bool, out: TextIO) -> tuple[str, str]:
     """Print one capture's line (and diff); return ("", "") or (failure kind, text)."""
     head = f"{o.name}: {o.frames} frames, {o.dropped} bytes dropped, {o.seconds:.2f} s"
+    if o.warning:
+        print(f"pos-sim replay: {o.path}: {o.warning}", file=sys.stderr)
     if o.got is None:
         print(f"{head}: ERROR {o.error}", file=out)
         return "error", o.error

@@ -179,3 +179,34 @@ def test_decode_of_a_file_that_is_not_a_capture_says_so_in_one_line(tmp_path: Pa
                        timeout=120, check=False)
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.startswith(f"pos-sim decode: {path}: {says}") and len(r.stderr.splitlines()) == 1
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "captures"
+
+
+def _step_back(src: Path, dst: Path) -> int:
+    """Copy a capture with the 12th timestamped line's time moved before the line above it."""
+    lines = src.read_text().splitlines(keepends=True)
+    timed = [i for i, line in enumerate(lines) if line[:1] in "<>"]
+    i = timed[11]
+    mark, _, data = lines[i].split(" ")
+    before = float(lines[timed[10]].split(" ")[1])
+    lines[i] = f"{mark} {before - 0.5:.6f} {data}"
+    dst.write_text("".join(lines))
+    return i + 1  # the line number the warning must name
+
+
+def test_decode_and_replay_flag_timestamps_that_go_backwards(tmp_path: Path) -> None:
+    edited = tmp_path / "healthy.cap"
+    line = _step_back(FIXTURES / "healthy.cap", edited)
+    r = cmd("decode", str(edited), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["timestamps_backwards"] == 1
+    assert f"timestamps go backwards 1 time (first at line {line}:" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = cmd("replay", str(edited))
+    assert f"timestamps go backwards 1 time (first at line {line}:" in r.stderr
+    # the untouched fixture has none
+    r = cmd("decode", str(FIXTURES / "healthy.cap"), "--json")
+    assert json.loads(r.stdout.splitlines()[-1])["timestamps_backwards"] == 0
+    assert "backwards" not in r.stderr
