@@ -657,10 +657,7 @@ class CaptureTap:
         try:
             data: bytes = self.port.read(size)
         except Exception as exc:
-            # noted so that a replay breaks the port at the same point of the session
-            with self._lock:
-                if self.writer is not None:
-                    self.writer.note(DISCONNECTED, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            self._disconnected(exc)
             raise
         if data:
             with self._lock:
@@ -679,10 +676,20 @@ class CaptureTap:
                 self.writer.record(HOST_TO_TERMINAL, sent)
         return len(data) if n is None else n
 
+    def _disconnected(self, exc: BaseException) -> None:
+        """Note a broken port, so that a replay breaks the port at the same point of the session."""
+        with self._lock:
+            if self.writer is not None:
+                self.writer.note(DISCONNECTED, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+
     @property
     def in_waiting(self) -> int:
-        """Bytes waiting in the wrapped port."""
-        return int(self.port.in_waiting)
+        """Bytes waiting in the wrapped port (a hung-up port is noted as for :meth:`read`)."""
+        try:
+            return int(self.port.in_waiting)
+        except Exception as exc:
+            self._disconnected(exc)
+            raise
 
     def close(self) -> None:
         """Close the port and finish the capture."""

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,38 @@ def test_record_on_a_missing_port_is_exit_2(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "pos_sim.capture_cmd", "record", "/dev/no-such-tty", "-o",
                         str(tmp_path / "x.cap")], capture_output=True, text=True, timeout=30, check=False, cwd=ROOT)
     assert r.returncode == 2 and "no such port" in r.stderr and not (tmp_path / "x.cap").exists()
+
+
+def test_record_notices_a_hang_up_and_notes_it(tmp_path: Path) -> None:
+    """The terminal's side of the line goes away: record ends by itself, exit 4, one line, and
+    the capture ends with a ``@ disconnected`` note after the bytes that came before."""
+    import os
+    import pty
+    import tty
+
+    from drivers.capture import Note
+
+    master, slave = pty.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    out = tmp_path / "hup.cap"
+    rec = subprocess.Popen([sys.executable, "-m", "pos_sim.capture_cmd", "record", os.ttyname(slave), "-o", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert rec.stdout is not None
+        assert rec.stdout.readline().startswith("PORT ")
+        os.write(master, b"before the cable went")
+        # wait until record has the bytes (the capture's first chunk), then pull the cable
+        for _ in range(500):
+            if out.exists() and "<" in out.read_text():
+                break
+            time.sleep(0.01)
+    finally:
+        os.close(slave)
+        os.close(master)
+    _, err = rec.communicate(timeout=30)   # ends by itself: no signal is sent
+    assert rec.returncode == 4, err
+    assert len(err.strip().splitlines()) == 1 and "disconnected" in err and "Traceback" not in err
+    records = list(read_capture(out))
+    assert b"".join(r.data for r in records if isinstance(r, Chunk)) == b"before the cable went"
+    assert isinstance(records[-1], Note) and records[-1].key == "disconnected"
