@@ -308,7 +308,8 @@ async def test_the_screenshot_goes_to_the_current_folder_without_downloads(tmp_p
     app = PosSimApp("/dev/null", lang="en", connect=False)
     async with app.run_test(size=SIZE) as pilot:
         app.action_screenshot()
-        await wait_for(pilot, lambda: any(work.glob("*.svg")))
+        # the file, then Textual's "saved" notice: its delivery thread is done with the app
+        await wait_for(pilot, lambda: any(work.glob("*.svg")) and len(app._notifications) > 0)
     (shot,) = work.glob("*.svg")
     assert "<svg" in shot.read_text(encoding="utf-8")
     assert not (home / "Downloads").exists()
