@@ -504,3 +504,28 @@ def test_the_command_loads_neither_sqlalchemy_nor_textual() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'textual')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG, check=True)
     assert r.stdout.strip() == "[]"
+
+
+# -- the rows the TUI's tiles can show too ----------------------------------------------------
+
+
+def test_component_rows_show_values_outside_the_tables_as_codes() -> None:
+    from drivers.terminal import ComponentStatus
+    from pos_sim.status_cmd import component_rows
+
+    # a newer firmware's codes: battery status 9 and power source 3 are in no table of docs/protocol.md
+    block = {**POWER, "source": 3, "battery_status": 9}
+    rows = dict(component_rows(ComponentStatus("power", block), "en"))
+    assert rows["Power source"] == "code 3" and rows["Battery status"] == "code 9"
+    assert dict(component_rows(ComponentStatus("power", block), "zh"))["电池状态"] == "代码 9"
+
+
+def test_component_rows_for_no_status_and_a_short_block() -> None:
+    from drivers.terminal import ComponentStatus
+    from pos_sim.status_cmd import component_rows
+
+    assert component_rows(ComponentStatus("printer", None, "refused", "busy"), "zh") == [
+        ("", "终端拒绝提供状态（busy）")]
+    short = {k: v for k, v in POWER.items() if k != "battery_pct"}
+    [(label, value)] = component_rows(ComponentStatus("power", short), "en")
+    assert label == "" and value.startswith("bad answer: unexpected status block") and "battery_pct" in value
