@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from pos_sim import exitcodes
 from pos_sim.cli import main
 from pos_sim.registry import SCHEMA_VERSION, Actor, CardDataRefused, Registry, SchemaTooNew
 from pos_sim.registry.migrations import MIGRATIONS, POSTGRESQL_AUDIT_TRIGGER
@@ -394,7 +395,7 @@ def test_cli_refuses_a_newer_postgresql_schema(filled: str, capsys: pytest.Captu
     with eng.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = 99"))
     eng.dispose()
-    assert main(["devices", "--db", filled]) == 2
+    assert main(["devices", "--db", filled]) == exitcodes.REGISTRY  # docs/cli.md: a registry failure
     err = capsys.readouterr().err
     assert "schema version 99" in err
 
