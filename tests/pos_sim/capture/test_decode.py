@@ -79,7 +79,7 @@ def test_json_lines(corrupt_capture: Path) -> None:
                    "reasons": ["bad CRC"], "raw": bytes(BAD).hex()}
     assert lines[-1] == {"kind": "summary", "frames": {">": 1, "<": 4}, "dropped_bytes": {
         ">": 0, "<": 3 + len(BAD) + len(OVERSIZE) + len(HALF)}, "malformed": 0, "complete": True, "torn": False,
-        "problem": ""}
+        "problem": "", "timestamps_backwards": 0}
 
 
 def test_human_lines(corrupt_capture: Path) -> None:
