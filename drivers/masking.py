@@ -17,9 +17,11 @@ The rule (docs/drivers.md, "Card data"):
   industry identifiers of payment cards; UnionPay merchant numbers such as ``898310048160457``
   start with 8 and are left alone) and pass the Luhn check, written contiguously (a maximal run:
   a 20-digit number holds no card) or grouped by single spaces or dashes (any whole groups of a
-  sequence of digit groups, so ``12 4111 1111 1111 1111`` is found too): every digit but the
-  first six and the last four becomes ``*``, separators stay (``4111111111111111`` ->
-  ``411111******1111``, ``4111 1111 1111 1111`` -> ``4111 11** **** 1111``).
+  sequence of digit groups, so a card number after ``12 `` is found too): every digit but the
+  first six and the last four becomes ``*``, separators stay (16 contiguous digits ``d`` become
+  ``dddddd******dddd``, grouped ones ``dddd dddd dddd dddd`` become ``dddd dd** **** dddd``).
+  No real-looking card number is written here: the suite's card-data scan reads the installed
+  package too.
 
 Text and raw bytes get the same rule and keep their length, so a capture's masked bytes decode
 to exactly the text the driver shows live, and a replay shows what the live session showed.

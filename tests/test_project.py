@@ -48,3 +48,14 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     r = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_card_number_in_what_the_project_ships() -> None:
+    """The packages a wheel installs, the docs, the README and the benches hold no card number
+    or track data, written out whole: the suite's end-of-session scan reads an installed wheel,
+    and an example in a docstring counts there like any leak."""
+    from tests import cardscan
+    shipped = [ROOT / name for name in ("drivers", "pos_sim", "protocols", "docs", "bench", "README.md")]
+    result = cardscan.scan(shipped)
+    assert result.findings == [], [str(finding) for finding in result.findings]
+    assert result.unreadable == []
