@@ -11,13 +11,13 @@ What it does:
 
 1. Generates a realistic mixed stream of frames (events, acknowledgements, status replies for
    every component, self-test results with measurements, device info, event-log and
-   transaction-log pages, ...) with our :func:`protocols.messages.encode_message`, then damages
+   transaction-log pages, ...) with our :func:`protocols.pos.messages.encode_message`, then damages
    about 1 % of the frames with a seeded RNG: a random bit of a random byte is flipped (that
    frame is lost) or random garbage bytes are inserted before the frame (the frame itself stays
    intact).  The list of intact frames is kept.
 2. Feeds the stream in serial-read sized chunks (4096 bytes by default) to four receivers:
-   our :class:`~protocols.deframer.FrameDeframer` alone ("deframe"), our deframer plus
-   :func:`~protocols.messages.decode_message` ("full decode"), and the same two jobs done by
+   our :class:`~protocols.pos.deframer.FrameDeframer` alone ("deframe"), our deframer plus
+   :func:`~protocols.pos.messages.decode_message` ("full decode"), and the same two jobs done by
    the hand-written reference in this file, which uses nothing but ``struct`` and
    ``binascii.crc_hqx`` (:class:`RefDeframer` and :data:`REF_DECODERS`): what a person would
    write by hand.
@@ -53,7 +53,7 @@ if str(REPO_ROOT) not in sys.path:
 
 # Our side: used to generate the stream and for the two "ours" runs only.  The reference
 # decoder further down uses none of it.
-from protocols.codes import (  # noqa: E402
+from protocols.pos.codes import (  # noqa: E402
     ALL_ENUMS,
     Bearer,
     Component,
@@ -71,10 +71,10 @@ from protocols.codes import (  # noqa: E402
     TxKind,
     TxResult,
 )
-from protocols.deframer import FrameDeframer  # noqa: E402
-from protocols.errors import ProtocolError  # noqa: E402
-from protocols.framing import FRAME, Frame, encode_frame  # noqa: E402
-from protocols.messages import (  # noqa: E402
+from protocols.pos.deframer import FrameDeframer  # noqa: E402
+from protocols.pos.errors import ProtocolError  # noqa: E402
+from protocols.pos.framing import FRAME, Frame, encode_frame  # noqa: E402
+from protocols.pos.messages import (  # noqa: E402
     CATALOGUE,
     Message,
     MessageType,

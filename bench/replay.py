@@ -40,7 +40,7 @@ for p in (REPO_ROOT, REPO_ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 from drivers.capture import CapturedFrame, CaptureWriter, analyse, read_capture  # noqa: E402
-from protocols import ProtocolError, decode_message  # noqa: E402
+from protocols.pos import ProtocolError, decode_message  # noqa: E402
 
 TARGET_PEAK_MB = 100.0
 BLOCK_BYTES = 1_000_000

@@ -30,8 +30,8 @@ if str(REPO_ROOT) not in sys.path:
 from textual import events  # noqa: E402
 
 from pos_sim.tui import PosSimApp  # noqa: E402
-from protocols import Frame, MessageType  # noqa: E402
-from protocols.messages import encode_payload  # noqa: E402
+from protocols.pos import Frame, MessageType  # noqa: E402
+from protocols.pos.messages import encode_payload  # noqa: E402
 
 TARGET_MS = 100.0
 #: how often the screen is checked while waiting (each check composes the screen: ~3 ms)

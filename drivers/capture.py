@@ -31,9 +31,9 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from drivers import masking
 from drivers.errors import DriverError
 from drivers.masking import PAN_KEEP_FIRST, PAN_KEEP_LAST
-from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame, timing
-from protocols.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, OVERHEAD, SYNC, TRAILER, TRAILER_SIZE, crc16
-from protocols.messages import jsonable
+from protocols.pos import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame, timing
+from protocols.pos.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, OVERHEAD, SYNC, TRAILER, TRAILER_SIZE, crc16
+from protocols.pos.messages import jsonable
 
 if TYPE_CHECKING:
     from drivers.link import LinkTimings

@@ -39,7 +39,7 @@ from drivers.errors import (
     SessionLost,
 )
 from drivers.masking import mask_frame, mask_message
-from protocols import (
+from protocols.pos import (
     MAX_PAYLOAD,
     Frame,
     FrameDeframer,
@@ -52,7 +52,7 @@ from protocols import (
     encode_payload,
     timing,
 )
-from protocols.codes import FrameFlag
+from protocols.pos.codes import FrameFlag
 
 RESPONSE = int(FrameFlag.RESPONSE)
 EVENT = int(FrameFlag.EVENT)
@@ -91,7 +91,7 @@ DISCONNECT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OS
 class LinkTimings:
     """The protocol's timers for one line (docs/protocol.md section 5).
 
-    Every timer is a formula of ``baud`` and the negotiated ``max_payload`` (protocols.timing);
+    Every timer is a formula of ``baud`` and the negotiated ``max_payload`` (protocols.pos.timing);
     the connection sets both once it knows them.  Tests may shorten the fixed parts.
     """
 

@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from protocols import Frame, Message
+from protocols.pos import Frame, Message
 
 #: card numbers have this many digits; at most the first 6 and last 4 are ever shown
 PAN_MIN, PAN_MAX, PAN_KEEP_FIRST, PAN_KEEP_LAST = 13, 19, 6, 4

@@ -36,10 +36,10 @@ from drivers.errors import (
 from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, NOISY_REPEATS, SAFE_TO_REPEAT, Link, LinkTimings
 from drivers.masking import mask_fields
 from drivers.transport import open_port
-from protocols import Component, Frame, Message, MessageType, decode_message, encode_payload, timing
-from protocols.auth import lifecycle_args, lifecycle_mac
-from protocols.codes import LifecycleOp
-from protocols.messages import jsonable, txlog_page_crc
+from protocols.pos import Component, Frame, Message, MessageType, decode_message, encode_payload, timing
+from protocols.pos.auth import lifecycle_args, lifecycle_mac
+from protocols.pos.codes import LifecycleOp
+from protocols.pos.messages import jsonable, txlog_page_crc
 
 #: HELLO names the host as this
 HOST_NAME = "pos-sim"

@@ -22,7 +22,7 @@ import serial
 import serial.rfc2217
 
 from drivers.errors import DriverError, PermissionDenied, PortBusy, PortNotFound, PortOpenError
-from protocols import timing
+from protocols.pos import timing
 
 DEFAULT_BAUD = timing.DEFAULT_BAUD
 #: how long the I/O thread blocks in one read when nothing arrives (it is woken early to send)

@@ -51,8 +51,8 @@ from drivers.transport import DEFAULT_BAUD, open_port
 from pos_sim import exitcodes
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
-from protocols import ProtocolError
-from protocols.messages import describe_frame, flag_names
+from protocols.pos import ProtocolError
+from protocols.pos.messages import describe_frame, flag_names
 
 EXIT_DIFFERENT = exitcodes.DIFFERS
 
@@ -240,7 +240,7 @@ def _frame_line(item: CapturedFrame, *, as_json: bool, raw: bool, totals: Decode
         error = None
     except ProtocolError as exc:
         totals.malformed += 1
-        from protocols import MessageType
+        from protocols.pos import MessageType
 
         desc = {"version": frame.version, "flags": flag_names(frame.flags), "seq": frame.seq,
                 "type": MessageType.describe(frame.type), "fields": None}

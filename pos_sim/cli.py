@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_protocol(args: argparse.Namespace) -> int:
-    from protocols.spec import catalogue_json
+    from protocols.pos.spec import catalogue_json
 
     cat = catalogue_json()
     messages = cat["messages"]

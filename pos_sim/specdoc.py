@@ -1,7 +1,7 @@
 """Keeps docs/protocol.md's generated sections in step with the declarations.
 
 ``python -m pos_sim.specdoc`` rewrites every ``<!-- BEGIN GENERATED: name -->`` ...
-``<!-- END GENERATED: name -->`` block from :mod:`protocols.spec`; ``--check`` only reports
+``<!-- END GENERATED: name -->`` block from :mod:`protocols.pos.spec`; ``--check`` only reports
 (exit 1) when a block is stale.  The prose around the blocks is never touched.
 """
 
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from protocols.spec import SECTIONS
+from protocols.pos.spec import SECTIONS
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 _BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",

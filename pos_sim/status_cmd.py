@@ -33,7 +33,7 @@ from pos_sim import __version__
 from pos_sim.diagnostics.catalogue import Catalogue, Language, default_language, load_catalogue, normalize_language
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
-from protocols.codes import Component
+from protocols.pos.codes import Component
 
 SCHEMA_VERSION = 1
 PROG = "pos-sim status"

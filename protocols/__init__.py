@@ -1,49 +1,8 @@
-"""The pos-sim wire protocol: frames, messages, codes and the streaming deframer.
+"""The wire protocols pos-sim speaks, one package each: pure code, no I/O, no clocks, no threads.
 
-Pure code: no I/O, no clocks, no threads, and nothing of ours imported.  The specification is
-``docs/protocol.md``; its tables are generated from the declarations here.
+* :mod:`protocols.pos`: the pos-sim terminal protocol (``docs/protocol.md``): frames, messages,
+  codes, the streaming deframer and the session rules;
+* :mod:`protocols.escpos`: the status side of ESC/POS receipt printers.
+
+Nothing here imports drivers/ or pos_sim/; drivers/ feed these with bytes and time.
 """
-
-from protocols.codes import Component, FaultCode, FrameFlag, LifecycleState, NakReason
-from protocols.deframer import DeframerStats, FrameDeframer
-from protocols.errors import (
-    BadCRC,
-    BadSync,
-    EncodeError,
-    FrameError,
-    IncompleteFrame,
-    MalformedPayload,
-    OversizeFrame,
-    ProtocolError,
-    TrailingBytes,
-    UnknownMessageType,
-    UnsupportedVersion,
-)
-from protocols.framing import (
-    MAX_FRAME,
-    MAX_PAYLOAD,
-    PROTOCOL_VERSION,
-    SYNC,
-    Frame,
-    crc16,
-    decode_frame,
-    encode_frame,
-)
-from protocols.messages import (
-    CATALOGUE,
-    Message,
-    MessageType,
-    decode_message,
-    decode_payload,
-    encode_message,
-    encode_payload,
-)
-
-__all__ = [
-    "CATALOGUE", "MAX_FRAME", "MAX_PAYLOAD", "PROTOCOL_VERSION", "SYNC", "BadCRC", "BadSync",
-    "Component", "DeframerStats", "EncodeError", "FaultCode", "Frame", "FrameDeframer",
-    "FrameError", "FrameFlag", "IncompleteFrame", "LifecycleState", "MalformedPayload", "Message",
-    "MessageType", "NakReason", "OversizeFrame", "ProtocolError", "TrailingBytes",
-    "UnknownMessageType", "UnsupportedVersion", "crc16", "decode_frame", "decode_message",
-    "decode_payload", "encode_frame", "encode_message", "encode_payload",
-]

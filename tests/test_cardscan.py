@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.capture import TERMINAL_TO_HOST, CaptureWriter
-from protocols import encode_frame
+from protocols.pos import encode_frame
 from tests.cardscan import PAN, TRACK1, TRACK2, CardData, find_card_data, luhn_valid, scan
 
 ROOT = Path(__file__).resolve().parents[1]

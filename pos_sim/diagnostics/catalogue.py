@@ -26,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from protocols.codes import (
+from protocols.pos.codes import (
     CodeEnum,
     Component,
     FaultCode,
@@ -167,7 +167,7 @@ class FaultEntry:
 
     ``code`` is the FaultCode value, or ``None`` for a fault the host finds in the link itself
     (``key`` then names it: ``link_timeout``, ``selftest_lost``, ...). ``component`` is a
-    :class:`~protocols.codes.Component` name, ``"transaction"`` for the 0x0Cxx codes, ``"link"``
+    :class:`~protocols.pos.codes.Component` name, ``"transaction"`` for the 0x0Cxx codes, ``"link"``
     for host-side faults, or ``"unknown"``. ``known`` is false for the generic entry the
     catalogue makes up for a code it does not know.
     """
@@ -593,7 +593,7 @@ def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
     """The fault catalogue: the packaged one (read once, then cached), or the file at ``path``.
 
     Raises :class:`CatalogueError` naming the file and the entry when the data is missing,
-    malformed, incomplete or disagrees with :mod:`protocols.codes`.
+    malformed, incomplete or disagrees with :mod:`protocols.pos.codes`.
     """
     if path is None:
         return _packaged()

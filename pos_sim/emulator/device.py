@@ -17,7 +17,7 @@ from typing import Any
 
 from pos_sim.emulator.scenario import HEAD_OVERHEAT_C, HEAD_WARMING_C, Scenario
 from pos_sim.emulator.state import DeviceState
-from protocols.codes import (
+from protocols.pos.codes import (
     BatteryStatus,
     Bearer,
     ChipSlotState,

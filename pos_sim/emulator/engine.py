@@ -43,7 +43,7 @@ from pos_sim.emulator.selftests import (
     Work,
 )
 from pos_sim.emulator.state import DeviceState, LogEntry, StateStore
-from protocols import (
+from protocols.pos import (
     MAX_PAYLOAD,
     Frame,
     FrameDeframer,
@@ -54,8 +54,8 @@ from protocols import (
     encode_payload,
     timing,
 )
-from protocols.auth import lifecycle_args, verify_mac
-from protocols.codes import (
+from protocols.pos.auth import lifecycle_args, verify_mac
+from protocols.pos.codes import (
     Component,
     EventKind,
     FaultCode,
@@ -69,13 +69,13 @@ from protocols.codes import (
     SelfTestPlan,
     Severity,
 )
-from protocols.messages import TX_RECORD, txlog_page_crc
+from protocols.pos.messages import TX_RECORD, txlog_page_crc
 
 RESPONSE = int(FrameFlag.RESPONSE)
 EVENT = int(FrameFlag.EVENT)
 RETRANSMIT = int(FrameFlag.RETRANSMIT)
 
-#: docs/protocol.md section 5's timers, as the terminal keeps them (formulas: protocols.timing)
+#: docs/protocol.md section 5's timers, as the terminal keeps them (formulas: protocols.pos.timing)
 SESSION_TIMEOUT = timing.SESSION_TIMEOUT
 CONFIRM_TIMEOUT = timing.CONFIRM_TIMEOUT
 CHALLENGE_VALIDITY = timing.CHALLENGE_VALIDITY

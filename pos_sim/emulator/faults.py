@@ -1,6 +1,6 @@
 """How serious each fault code is, and what outcome a self-test reports for it.
 
-The wire protocol says which codes exist (``protocols.codes.FaultCode``) but not how bad each
+The wire protocol says which codes exist (``protocols.pos.codes.FaultCode``) but not how bad each
 one is; that is the firmware's judgement, and this table is the emulated firmware's.  The
 rule of docs/protocol.md section 8 follows from it: ``warning`` means the merchant can act
 (paper, battery, signal, SIM), ``failed`` means repair.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from protocols.codes import Component, FaultCode, Outcome, Severity
+from protocols.pos.codes import Component, FaultCode, Outcome, Severity
 
 _F, _S = FaultCode, Severity
 

@@ -26,8 +26,8 @@ from construct import Construct, FormatField, Renamed
 
 from pos_sim.emulator.errors import ScenarioError
 from pos_sim.emulator.faults import component_of
-from protocols import timing
-from protocols.codes import (
+from protocols.pos import timing
+from protocols.pos.codes import (
     Bearer,
     CodeEnum,
     Component,
@@ -38,8 +38,8 @@ from protocols.codes import (
     Severity,
     TrackCode,
 )
-from protocols.framing import MAX_PAYLOAD
-from protocols.messages import CATALOGUE, STATUS_BY_COMPONENT, TX_RECORD, MessageType
+from protocols.pos.framing import MAX_PAYLOAD
+from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, TX_RECORD, MessageType
 
 #: where the built-in scenarios live: the package's own data, pos_sim/emulator/scenarios/
 SCENARIO_DIR: Final[Traversable] = resources.files("pos_sim.emulator").joinpath("scenarios")

@@ -28,7 +28,7 @@ from pos_sim.emulator.device import (
     Device,
 )
 from pos_sim.emulator.scenario import ComponentConfig
-from protocols.codes import (
+from protocols.pos.codes import (
     Component,
     EventKind,
     FaultCode,

@@ -22,7 +22,7 @@ from typing import Any
 
 from pos_sim.emulator.errors import StateFileError
 from pos_sim.emulator.scenario import Scenario
-from protocols.codes import (
+from protocols.pos.codes import (
     Component,
     EntryMode,
     FaultCode,

@@ -37,10 +37,10 @@ from serial import SerialException
 
 from drivers.capture import DISCONNECTED, HOST_TO_TERMINAL, CaptureError, Chunk, Note, read_capture
 from drivers.masking import mask_fields
-from protocols import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame
-from protocols.codes import FrameFlag
-from protocols.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, SYNC, TRAILER_SIZE, crc16
-from protocols.messages import encode_payload
+from protocols.pos import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame
+from protocols.pos.codes import FrameFlag
+from protocols.pos.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, SYNC, TRAILER_SIZE, crc16
+from protocols.pos.messages import encode_payload
 
 RESPONSE = int(FrameFlag.RESPONSE)
 RETRANSMIT = int(FrameFlag.RETRANSMIT)

@@ -29,7 +29,7 @@ from pos_sim.diagnostics.engine import (
     translate_terminal_note,
     verdict_detail_key,
 )
-from protocols.codes import Severity, TrackCode
+from protocols.pos.codes import Severity, TrackCode
 
 __all__ = [
     "LIFECYCLE_TEXTS",
@@ -84,7 +84,7 @@ REPORT_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
                 "en": "Made by pos-sim {version} · report schema {schema}"},
 }
 
-#: Lifecycle states (protocols.codes.LifecycleState) as people say them. A ``lifecycle`` group in
+#: Lifecycle states (protocols.pos.codes.LifecycleState) as people say them. A ``lifecycle`` group in
 #: the catalogue overrides them.
 LIFECYCLE_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
     "unactivated": {"zh-CN": "未激活", "en": "Not activated"},

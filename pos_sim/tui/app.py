@@ -60,9 +60,9 @@ from pos_sim.tui.model import (
 from pos_sim.tui.screens import ConfirmScreen, HelpScreen, PickerScreen, QuitScreen
 from pos_sim.tui.text import ui_text
 from pos_sim.tui.widgets import KeypadMap, Tile
-from protocols import Message as WireMessage
-from protocols import MessageType
-from protocols.codes import EventKind
+from protocols.pos import Message as WireMessage
+from protocols.pos import MessageType
+from protocols.pos.codes import EventKind
 
 #: how often a lost terminal is looked for again
 RETRY_EVERY = 0.5

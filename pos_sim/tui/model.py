@@ -16,8 +16,8 @@ from drivers.link import Link
 from pos_sim.diagnostics.catalogue import Catalogue
 from pos_sim.diagnostics.engine import Finding
 from pos_sim.tui.text import ui_text
-from protocols import Frame, MessageType, encode_frame
-from protocols.messages import decode_message, jsonable
+from protocols.pos import Frame, MessageType, encode_frame
+from protocols.pos.messages import decode_message, jsonable
 
 #: tile states besides the verdicts
 IDLE, RUNNING = "idle", "running"

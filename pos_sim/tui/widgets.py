@@ -6,7 +6,7 @@ from textual import events
 from textual.message import Message
 from textual.widgets import Static
 
-from protocols.codes import KeyCode
+from protocols.pos.codes import KeyCode
 
 #: the keypad map's layout: digits, then the function keys (three rows fit the smallest tile)
 KEY_ROWS: tuple[tuple[KeyCode, ...], ...] = (

@@ -13,8 +13,8 @@ import time
 import tty
 from typing import Any
 
-from protocols import Frame, FrameDeframer, MessageType, decode_message, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import Frame, FrameDeframer, MessageType, decode_message, encode_message
+from protocols.pos.codes import FrameFlag
 
 
 class PtyPeer:

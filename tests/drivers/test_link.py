@@ -11,8 +11,8 @@ import pytest
 from drivers.errors import DeviceDisconnected, RequestRefused, ResponseTimeout
 from drivers.link import Link, LinkTimings
 from drivers.transport import open_port
-from protocols import Message, MessageType, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import Message, MessageType, encode_message
+from protocols.pos.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
 
 FAST = LinkTimings(response_base=0.15, inter_byte=0.05, keepalive_idle=60.0, busy_backoff=0.05)

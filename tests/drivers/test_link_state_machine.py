@@ -14,8 +14,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from drivers.errors import ResponseTimeout
 from drivers.link import Link, LinkTimings
 from drivers.transport import open_port
-from protocols import MessageType, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import MessageType, encode_message
+from protocols.pos.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
 
 # a fast line so a lost answer costs ~70 ms, not ~700

@@ -18,8 +18,8 @@ from drivers.errors import RequestRefused, ResponseTimeout, SelfTestLost
 from drivers.link import Link, LinkTimings
 from drivers.terminal import SelfTestRun, Terminal
 from drivers.transport import open_port
-from protocols import MessageType, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import MessageType, encode_message
+from protocols.pos.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
 
 EVENT = int(FrameFlag.EVENT)

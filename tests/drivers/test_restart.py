@@ -29,7 +29,7 @@ from drivers.link import (
 from drivers.terminal import Terminal
 from drivers.transport import open_port
 from pos_sim.emulator import EmulatorServer, load_scenario
-from protocols import MessageType
+from protocols.pos import MessageType
 from tests.drivers.ptypeer import PtyPeer
 
 WRAP = 2**32   # written out here, not taken from the code under test

@@ -41,8 +41,8 @@ from pos_sim.keys import KeyFile
 from pos_sim.lifecycle import DeviceManager, LifecycleFailed, PreparedOperation
 from pos_sim.ports import register_url_schemes
 from pos_sim.registry import Actor, Registry
-from protocols.auth import lifecycle_args, lifecycle_mac
-from protocols.codes import LifecycleOp
+from protocols.pos.auth import lifecycle_args, lifecycle_mac
+from protocols.pos.codes import LifecycleOp
 
 SCENARIO = load_scenario("healthy")
 SERIAL = SCENARIO.device.serial

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from protocols import FrameDeframer, MessageType, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import FrameDeframer, MessageType, encode_message
+from protocols.pos.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
 
 HELLO_REPLY = {"protocol_version": 1, "max_payload": 1024, "components": 0b1111111111110, "serial": "SP9",

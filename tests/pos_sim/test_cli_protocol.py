@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from protocols.messages import CATALOGUE
+from protocols.pos.messages import CATALOGUE
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from protocols import FrameDeframer, MessageType, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import FrameDeframer, MessageType, encode_message
+from protocols.pos.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
 
 POS_SIM = str(Path(sys.executable).parent / "pos-sim")

@@ -11,8 +11,8 @@ from typing import Any
 from construct import Bytes, Construct, Enum, Flag, FormatField, Struct, Switch
 from hypothesis import strategies as st
 
-from protocols.compiler import pascal_parts, prefixed_array_parts, switch_key, unwrap
-from protocols.messages import CATALOGUE, MessageType
+from protocols.pos.compiler import pascal_parts, prefixed_array_parts, switch_key, unwrap
+from protocols.pos.messages import CATALOGUE, MessageType
 
 _RANGES = {
     "B": (0, 0xFF), "H": (0, 0xFFFF), "I": (0, 0xFFFFFFFF), "L": (0, 0xFFFFFFFF),

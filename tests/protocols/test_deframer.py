@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from protocols.deframer import FrameDeframer
-from protocols.errors import ProtocolError
-from protocols.framing import (
+from protocols.pos.deframer import FrameDeframer
+from protocols.pos.errors import ProtocolError
+from protocols.pos.framing import (
     HEADER_SIZE,
     MAX_FRAME,
     MAX_PAYLOAD,
@@ -22,7 +22,7 @@ from protocols.framing import (
     decode_frame,
     encode_frame,
 )
-from protocols.messages import decode_message
+from protocols.pos.messages import decode_message
 from tests.protocols.vectors import MESSAGE_VECTORS, VECTOR_IDS, VECTORS, expected_frame
 
 ALL_WIRE = b"".join(w for w, _ in VECTORS)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from protocols.errors import (
+from protocols.pos.errors import (
     BadCRC,
     BadSync,
     EncodeError,
@@ -18,7 +18,7 @@ from protocols.errors import (
     TrailingBytes,
     UnsupportedVersion,
 )
-from protocols.framing import (
+from protocols.pos.framing import (
     FRAME,
     MAX_PAYLOAD,
     PROTOCOL_VERSION,

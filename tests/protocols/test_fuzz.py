@@ -14,10 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from protocols.deframer import FrameDeframer
-from protocols.errors import ProtocolError
-from protocols.framing import HEADER_SIZE, MAX_PAYLOAD, SYNC, crc16, decode_frame
-from protocols.messages import CATALOGUE, decode_message, decode_payload
+from protocols.pos.deframer import FrameDeframer
+from protocols.pos.errors import ProtocolError
+from protocols.pos.framing import HEADER_SIZE, MAX_PAYLOAD, SYNC, crc16, decode_frame
+from protocols.pos.messages import CATALOGUE, decode_message, decode_payload
 from tests.protocols.vectors import MESSAGE_VECTORS, VECTORS
 
 SEED_ENV = "POS_SIM_FUZZ_SEED"

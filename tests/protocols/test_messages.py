@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols import (
+from protocols.pos import (
     MAX_PAYLOAD,
     EncodeError,
     MalformedPayload,
@@ -22,10 +22,10 @@ from protocols import (
     encode_message,
     encode_payload,
 )
-from protocols.codes import Component
-from protocols.compiler import UnsupportedConstruct, compile_decoder
-from protocols.messages import CATALOGUE, MessageType, decode_payload_construct
-from protocols.spec import examples
+from protocols.pos.codes import Component
+from protocols.pos.compiler import UnsupportedConstruct, compile_decoder
+from protocols.pos.messages import CATALOGUE, MessageType, decode_payload_construct
+from protocols.pos.spec import examples
 from tests.protocols.strategies import expected_decoding, message_strategy
 
 TYPES = list(CATALOGUE)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pos_sim.specdoc import DEFAULT_SPEC, SpecError, regenerate
-from protocols import crc16, decode_frame
-from protocols.codes import ALL_ENUMS
-from protocols.messages import CATALOGUE, STATUS_BY_COMPONENT, describe_frame
+from protocols.pos import crc16, decode_frame
+from protocols.pos.codes import ALL_ENUMS
+from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, describe_frame
 
 SPEC = DEFAULT_SPEC.read_text(encoding="utf-8")
 EXAMPLE = re.compile(r"### Example \d+: (?P<title>.*?)\n.*?```hex\n(?P<hex>.*?)```.*?```json\n(?P<json>.*?)```",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from drivers.link import LinkTimings
-from protocols import timing
+from protocols.pos import timing
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 

@@ -1,8 +1,8 @@
 """Shared test vectors for the framing, deframer and fuzz tests.
 
 ``MESSAGE_FIELDS`` holds realistic fields for most message types; ``MESSAGE_VECTORS`` frames
-each through :func:`protocols.messages.encode_message` with its own sequence number and
-flags.  ``RAW_VECTORS`` are :func:`protocols.framing.encode_frame` frames with payload lengths
+each through :func:`protocols.pos.messages.encode_message` with its own sequence number and
+flags.  ``RAW_VECTORS`` are :func:`protocols.pos.framing.encode_frame` frames with payload lengths
 0, 1 and 1024 (the maximum).  ``VECTORS`` is both, as ``(wire bytes, expected Frame)`` pairs,
 the expected frame built independently of the decoder under test.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from protocols.framing import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, crc16, encode_frame
-from protocols.messages import MessageType, encode_message
+from protocols.pos.framing import MAX_PAYLOAD, PROTOCOL_VERSION, Frame, crc16, encode_frame
+from protocols.pos.messages import MessageType, encode_message
 
 T = MessageType
 

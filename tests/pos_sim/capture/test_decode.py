@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.capture import CapturedFrame, CaptureWriter, DroppedBytes, analyse, read_capture
-from protocols import SYNC, MessageType, encode_frame, encode_message
-from protocols.framing import HEADER
+from protocols.pos import SYNC, MessageType, encode_frame, encode_message
+from protocols.pos.framing import HEADER
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -20,7 +20,7 @@ from pos_sim.capture_cmd import replay_capture
 from pos_sim.emulator import scenario_names
 from pos_sim.ports import register_url_schemes
 from pos_sim.replay import CapturePlayer, ReplayMismatch
-from protocols import MessageType, encode_message
+from protocols.pos import MessageType, encode_message
 
 ROOT = Path(__file__).resolve().parents[3]
 CAPTURES = ROOT / "fixtures" / "captures"

@@ -25,7 +25,7 @@ from pos_sim.diagnostics.catalogue import (
     load_catalogue,
     normalize_language,
 )
-from protocols.codes import (
+from protocols.pos.codes import (
     Component,
     FaultCode,
     Measurement,

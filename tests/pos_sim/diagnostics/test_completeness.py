@@ -119,7 +119,7 @@ def test_a_chinese_report_translates_the_hosts_details(crashing_terminal: Termin
 def test_an_event_log_the_terminal_refuses_is_a_finding_not_an_empty_list(tmp_path: Path) -> None:
     # The `locked` capture, with the terminal's answer to EVENTLOG_READ replaced by NAK
     # unknown_type: firmware that does not have the message. Every other byte is as recorded.
-    from protocols import FrameDeframer, MessageType, NakReason, decode_message, encode_message
+    from protocols.pos import FrameDeframer, MessageType, NakReason, decode_message, encode_message
 
     source = (Path(__file__).resolve().parents[3] / "fixtures" / "captures" / "locked.cap").read_text()
     lines, out, host = source.splitlines(), [], FrameDeframer()

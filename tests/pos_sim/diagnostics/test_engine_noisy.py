@@ -17,8 +17,8 @@ from drivers.link import Link, LinkTimings
 from drivers.terminal import Terminal
 from drivers.transport import open_port
 from pos_sim.diagnostics.engine import NOISY_RETRIES, DiagnosticReport, DiagnosticsEngine
-from protocols import Frame, MessageType, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import Frame, MessageType, encode_message
+from protocols.pos.codes import FrameFlag
 from tests.drivers.ptypeer import PtyPeer
 
 RESPONSE, EVENT = int(FrameFlag.RESPONSE), int(FrameFlag.EVENT)

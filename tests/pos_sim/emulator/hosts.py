@@ -19,8 +19,8 @@ import serial
 from pos_sim.emulator.engine import TerminalEngine
 from pos_sim.emulator.scenario import Scenario, load_scenario
 from pos_sim.emulator.state import StateStore
-from protocols import Frame, FrameDeframer, Message, MessageType, decode_message, encode_message
-from protocols.codes import FrameFlag
+from protocols.pos import Frame, FrameDeframer, Message, MessageType, decode_message, encode_message
+from protocols.pos.codes import FrameFlag
 
 RESPONSE = int(FrameFlag.RESPONSE)
 EVENT = int(FrameFlag.EVENT)

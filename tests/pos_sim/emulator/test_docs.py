@@ -9,7 +9,7 @@ import pytest
 from drivers.masking import mask_text
 from pos_sim.emulator import load_scenario, scenario_names
 from pos_sim.emulator.scenario import COMPONENT_SCHEMAS
-from protocols.codes import Component
+from protocols.pos.codes import Component
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "emulator.md").read_text(encoding="utf-8")
 

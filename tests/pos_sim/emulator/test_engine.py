@@ -13,8 +13,8 @@ import pytest
 
 from pos_sim.emulator.engine import EVENT_RETRANSMITS
 from pos_sim.emulator.scenario import SCENARIO_DIR
-from protocols import MAX_FRAME, encode_frame, encode_message
-from protocols.codes import Component
+from protocols.pos import MAX_FRAME, encode_frame, encode_message
+from protocols.pos.codes import Component
 from tests.pos_sim.emulator.hosts import EVENT, RESPONSE, RETRANSMIT, EngineHost, T, hello_fields
 
 

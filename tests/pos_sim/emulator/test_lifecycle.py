@@ -11,9 +11,9 @@ import pytest
 from pos_sim.emulator.engine import TerminalEngine
 from pos_sim.emulator.scenario import load_scenario
 from pos_sim.emulator.state import DeviceState, StateStore
-from protocols import FrameDeframer, Message
-from protocols.auth import lifecycle_args, lifecycle_mac
-from protocols.codes import LifecycleOp
+from protocols.pos import FrameDeframer, Message
+from protocols.pos.auth import lifecycle_args, lifecycle_mac
+from protocols.pos.codes import LifecycleOp
 from tests.pos_sim.emulator.hosts import RESPONSE, RETRANSMIT, EngineHost, T
 
 

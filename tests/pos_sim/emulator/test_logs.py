@@ -13,8 +13,8 @@ import pytest
 
 from pos_sim.emulator.scenario import load_scenario
 from pos_sim.emulator.state import LogEntry, StateStore, initial_state
-from protocols import Frame, decode_message
-from protocols.codes import Component, FaultCode, Severity
+from protocols.pos import Frame, decode_message
+from protocols.pos.codes import Component, FaultCode, Severity
 from tests.pos_sim.emulator.hosts import RESPONSE, EngineHost, T
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from pos_sim.emulator import ScenarioError, load_scenario, scenario_names
 from pos_sim.emulator.scenario import SCENARIO_DIR
-from protocols.codes import Component, FaultCode, LifecycleState
+from protocols.pos.codes import Component, FaultCode, LifecycleState
 
 REQUIRED = ["dropped", "firmware-crash", "flaky-link", "healthy", "no-network", "paper-out", "unactivated",
             "weak-battery"]

@@ -11,7 +11,7 @@ import pytest
 
 from pos_sim.emulator.scenario import SCENARIO_DIR
 from pos_sim.emulator.state import StateStore
-from protocols.codes import Component, KeyCode
+from protocols.pos.codes import Component, KeyCode
 from tests.pos_sim.emulator.hosts import EngineHost, T
 
 ALL = [c.name for c in Component]
@@ -313,7 +313,7 @@ def test_firmware_crash_also_under_the_quick_plan() -> None:
 
 
 def encode(mtype: T) -> bytes:
-    from protocols import encode_message
+    from protocols.pos import encode_message
     from tests.pos_sim.emulator.hosts import hello_fields
 
     return encode_message(mtype, hello_fields() if mtype == T.HELLO else None, seq=0x4242)

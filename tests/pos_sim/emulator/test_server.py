@@ -18,7 +18,7 @@ import serial
 
 from pos_sim.emulator import EmulatorServer, LineError, register_url_scheme
 from pos_sim.emulator.scenario import SCENARIO_DIR
-from protocols import FrameDeframer, decode_message, encode_message
+from protocols.pos import FrameDeframer, decode_message, encode_message
 from tests.pos_sim.emulator.hosts import RESPONSE, RETRANSMIT, PortHost, T, hello_fields
 
 
@@ -278,8 +278,8 @@ def test_a_crashed_terminal_is_silent_but_the_line_stays(emu_port: serial.Serial
 
 
 def test_state_survives_a_restart_of_the_emulator(tmp_path: Path) -> None:
-    from protocols.auth import lifecycle_args, lifecycle_mac
-    from protocols.codes import LifecycleOp
+    from protocols.pos.auth import lifecycle_args, lifecycle_mac
+    from protocols.pos.codes import LifecycleOp
 
     state = tmp_path / "terminal.json"
     key = bytes.fromhex("5ed75cad347a476e3f1d92c35a842a52b1c4203fa39bcd0236aac487ffdbb987")  # unactivated.toml

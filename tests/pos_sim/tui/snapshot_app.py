@@ -12,8 +12,8 @@ from pos_sim.tui import PosSimApp
 from pos_sim.tui.completeness import tui_completeness
 from pos_sim.tui.model import LinkCounters, format_frame
 from pos_sim.tui.widgets import KeypadMap
-from protocols import Frame, MessageType
-from protocols.messages import encode_payload
+from protocols.pos import Frame, MessageType
+from protocols.pos.messages import encode_payload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 #: frames for the log, without time stamps

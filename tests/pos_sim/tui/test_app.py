@@ -147,7 +147,7 @@ async def test_capture_starts_and_stops_and_records_the_line(emulator: Start, tm
     records = list(read_capture(path))
     sent = b"".join(r.data for r in records if isinstance(r, Chunk) and r.direction == ">")
     got = b"".join(r.data for r in records if isinstance(r, Chunk) and r.direction == "<")
-    from protocols import FrameDeframer, MessageType
+    from protocols.pos import FrameDeframer, MessageType
 
     assert MessageType.SELFTEST_START in {f.type for f in FrameDeframer().feed(sent)}
     assert MessageType.SELFTEST_RESULT in {f.type for f in FrameDeframer().feed(got)}

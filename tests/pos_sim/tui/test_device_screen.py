@@ -20,7 +20,7 @@ from pos_sim.tui import PosSimApp
 from pos_sim.tui.device_screen import DeviceScreen
 from pos_sim.tui.lifecycle_dialogs import BackupForm, LifecycleConfirmScreen, OperationForm
 from pos_sim.tui_cmd import add_parser
-from protocols import MessageType
+from protocols.pos import MessageType
 from tests.pos_sim.tui.conftest import make_app, sync, wait_for
 
 PORT = "emu://healthy?speed=inf"

@@ -2,8 +2,8 @@
 
 Each :class:`MessageSpec` holds the number, the direction, what answers it, a description and
 the payload's ``Struct``.  Field docs (``"name" / Int8ub * "doc"``) carry the unit and meaning;
-the specification's tables are generated from these declarations (``protocols.spec``), and the
-fast decoders are compiled from them (``protocols.compiler``).  Every payload ends with
+the specification's tables are generated from these declarations (``protocols.pos.spec``), and the
+fast decoders are compiled from them (``protocols.pos.compiler``).  Every payload ends with
 ``Terminated``: a version-1 receiver refuses trailing bytes.
 """
 
@@ -37,7 +37,7 @@ from construct import (
     this,
 )
 
-from protocols.codes import (
+from protocols.pos.codes import (
     BatteryStatus,
     Bearer,
     ChipSlotState,
@@ -64,9 +64,9 @@ from protocols.codes import (
     TxKind,
     TxResult,
 )
-from protocols.compiler import Decoder, compile_decoder
-from protocols.errors import EncodeError, MalformedPayload, UnknownMessageType
-from protocols.framing import Frame, encode_frame
+from protocols.pos.compiler import Decoder, compile_decoder
+from protocols.pos.errors import EncodeError, MalformedPayload, UnknownMessageType
+from protocols.pos.framing import Frame, encode_frame
 
 # -- field types ---------------------------------------------------------------------------
 
@@ -385,7 +385,7 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
 
 assert set(CATALOGUE) == set(MessageType), "every MessageType needs a declaration"
 
-#: payload decoders generated from the declarations (see protocols.compiler)
+#: payload decoders generated from the declarations (see protocols.pos.compiler)
 DECODERS: dict[int, Decoder] = {
     int(t): compile_decoder(s.declaration, s.name) for t, s in CATALOGUE.items()
 }
@@ -505,7 +505,7 @@ __all__ = [
 
 def flag_names(flags: int) -> list[str]:
     """Names of the FrameFlag bits set in ``flags`` (unknown bits as ``bit<n>``)."""
-    from protocols.codes import FrameFlag
+    from protocols.pos.codes import FrameFlag
 
     names = [f.name for f in FrameFlag if flags & f]
     names += [f"bit{b}" for b in range(8) if flags & (1 << b) and not any(f == 1 << b for f in FrameFlag)]

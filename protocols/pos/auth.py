@@ -15,7 +15,7 @@ import struct
 
 from construct import ConstructError, Int8ub, PascalString, Struct
 
-from protocols.errors import EncodeError
+from protocols.pos.errors import EncodeError
 
 MAC_DOMAIN = b"POSSIM-LC1"
 LC_ARGS = Struct(

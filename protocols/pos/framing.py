@@ -40,7 +40,7 @@ from construct import (
     this,
 )
 
-from protocols.errors import (
+from protocols.pos.errors import (
     BadCRC,
     BadSync,
     EncodeError,

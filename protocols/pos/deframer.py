@@ -19,7 +19,7 @@ from __future__ import annotations
 from binascii import crc_hqx
 from dataclasses import dataclass, fields
 
-from protocols.framing import (
+from protocols.pos.framing import (
     CRC_INIT,
     HEADER,
     HEADER_SIZE,

@@ -42,7 +42,7 @@ from construct import (
     Terminated,
 )
 
-from protocols.errors import MalformedPayload
+from protocols.pos.errors import MalformedPayload
 
 Decoder = Callable[[bytes], dict[str, Any]]
 

@@ -12,7 +12,7 @@ A byte on the line is ten bits (8N1: start, eight data bits, stop), so ``n`` byt
 
 from __future__ import annotations
 
-from protocols.framing import MAX_PAYLOAD, OVERHEAD
+from protocols.pos.framing import MAX_PAYLOAD, OVERHEAD
 
 #: the smallest maximum payload a session may negotiate (docs/protocol.md section 6)
 MIN_PAYLOAD = 128

@@ -14,11 +14,11 @@ from typing import Any
 
 from construct import Bytes, Construct, Enum, Flag, FormatField, Rebuild, SizeofError, Struct, Switch
 
-from protocols.auth import lifecycle_args, lifecycle_mac
-from protocols.codes import ALL_ENUMS, CodeEnum, FrameFlag
-from protocols.compiler import pascal_parts, prefixed_array_parts, switch_key, unwrap
-from protocols.framing import FRAME, MAX_PAYLOAD, Frame, decode_frame, encode_frame
-from protocols.messages import (
+from protocols.pos.auth import lifecycle_args, lifecycle_mac
+from protocols.pos.codes import ALL_ENUMS, CodeEnum, FrameFlag
+from protocols.pos.compiler import pascal_parts, prefixed_array_parts, switch_key, unwrap
+from protocols.pos.framing import FRAME, MAX_PAYLOAD, Frame, decode_frame, encode_frame
+from protocols.pos.messages import (
     CATALOGUE,
     STATUS_BY_COMPONENT,
     TX_RECORD,
@@ -121,7 +121,7 @@ def _size_text(st: Struct) -> str:
 
 
 def render_frame() -> str:
-    """The frame layout table, from :data:`protocols.framing.FRAME`."""
+    """The frame layout table, from :data:`protocols.pos.framing.FRAME`."""
     rows: list[tuple[str, ...]] = []
     off = 0
     for sub in FRAME.subcons:
