@@ -296,6 +296,8 @@ class PosSimApp(App[int]):
         self.counters = LinkCounters()
         self.hex_mode = False
         self.paused = False
+        #: a move of the log to its end waits for the layout (see _follow_log)
+        self._follow_pending = False
         self.log_filter: tuple[str, ...] = ()
         self.closing = threading.Event()
         self.pending_confirms: list[ConfirmRequest] = []
@@ -518,8 +520,10 @@ class PosSimApp(App[int]):
 
     def _log_following(self, log: Log) -> bool:
         """Whether the log follows new lines: at its end, or within the line the filter box
-        took from it (showing the box shortens the log, which would otherwise stop following)."""
-        return log.max_scroll_y - log.scroll_y <= 1
+        took from it (showing the box shortens the log, which would otherwise stop following), or
+        while a move to the end waits for the layout to settle (lines written before it lands
+        must not leave the log behind for good)."""
+        return self._follow_pending or log.max_scroll_y - log.scroll_y <= 1
 
     # -- the tiles' status while idle -------------------------------------------------------------
 
@@ -1052,7 +1056,13 @@ class PosSimApp(App[int]):
     def _follow_log(self) -> None:
         """After the layout settles (the filter box shown or hidden), the log is at its end again."""
         log = self.query_one("#log", Log)
-        self.call_after_refresh(log.scroll_end, animate=False, immediate=True)
+        self._follow_pending = True
+
+        def to_the_end() -> None:
+            log.scroll_end(animate=False, immediate=True)
+            self._follow_pending = False
+
+        self.call_after_refresh(to_the_end)
 
     @on(Input.Submitted, "#filter")
     def _filter_set(self, event: Input.Submitted) -> None:
