@@ -32,7 +32,3 @@ def reply_timeout(baud: int | None, request_bytes: int, reply_bytes: int, *, rea
     turnaround = REALTIME_TURNAROUND if realtime else BUFFERED_TURNAROUND
     return turnaround + 2 * wire_time(baud, request_bytes + reply_bytes)
 
-
-def print_timeout(baud: int | None, nbytes: int) -> float:
-    """Seconds to let a page of ``nbytes`` reach the printer before its status is asked again."""
-    return BUFFERED_TURNAROUND + 2 * wire_time(baud, nbytes)
