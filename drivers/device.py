@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from drivers.errors import DriverError, ResponseTimeout
+from drivers.errors import DriverError, ProtocolViolation, ResponseTimeout
 
 if TYPE_CHECKING:
     from drivers.terminal import DeviceInfo, HelloInfo, SelfTestProgress, SelfTestResult
@@ -163,9 +163,11 @@ def open_device(port: str, kind: str = "auto", *, baud: int | None = None, timeo
     try:
         return Terminal.open(port, baud=baud, timeout=timeout, wrap=wrap)
     except ResponseTimeout as hello_error:
+        if hello_error.noisy or "echoes" in str(hello_error) or "not frames" in str(hello_error):
+            raise   # something talks there, and not our protocol: a printer is silent to a HELLO
         try:
-            return ReceiptPrinter.open(port, baud=baud)
-        except ResponseTimeout:
+            return ReceiptPrinter.open(port, baud=baud, strict=True)
+        except (ResponseTimeout, ProtocolViolation):
             raise NotADevice(f"{hello_error}; nor to DLE EOT 1: neither a pos-sim terminal nor an ESC/POS "
                              f"receipt printer answers on {port}") from hello_error
 

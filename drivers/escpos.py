@@ -393,24 +393,36 @@ class ReceiptPrinter:
 
     @classmethod
     def open(cls, port: str, *, baud: int | None = None, connect: bool = True, page: bytes | None = None,
-             clock: Callable[[], float] = time.monotonic) -> ReceiptPrinter:
-        """Open ``port`` and, with ``connect``, make sure a printer answers there (``DLE EOT 1``)."""
+             clock: Callable[[], float] = time.monotonic, strict: bool = False) -> ReceiptPrinter:
+        """Open ``port`` and, with ``connect``, make sure a printer answers there (``DLE EOT 1``;
+        ``strict``: twice, the same byte, and nothing else on the line, as auto-detection asks)."""
         raw, rate = open_printer_port(port, baud)
         printer = cls(PrinterLink(raw, name=port, baud=rate, clock=clock), page=page)
         if connect:
             ok = False
             try:
-                printer.connect()
+                printer.connect(strict=strict)
                 ok = True
             finally:
                 if not ok:
                     printer.close()
         return printer
 
-    def connect(self) -> HelloInfo:
-        """Ask ``DLE EOT 1`` (a status byte says a printer is there), then its identity when online."""
+    def connect(self, *, strict: bool = False) -> HelloInfo:
+        """Ask ``DLE EOT 1`` (a status byte says a printer is there), then its identity when online.
+
+        ``strict`` asks twice and wants the same byte both times with no other byte on the line:
+        a port that sends noise has bytes that fit a status byte's pattern by chance."""
         first = self.link.request(DLE_EOT[1])
         assert isinstance(first, int)
+        if strict:
+            second = self.link.request(DLE_EOT[1])
+            garbage = self.link.parser.stats.garbage
+            assert isinstance(second, int)
+            if second != first or garbage:
+                raise ProtocolViolation(f"{self.link.name}: DLE EOT 1 was answered 0x{first:02X}, then "
+                                        f"0x{second:02X}, among {garbage} bytes that are no status: "
+                                        f"not an ESC/POS printer")
         if not PrinterStatus(printer=first).offline:
             self.link.write(INITIALISE)   # a half line of whatever came before (a HELLO frame) is dropped
             self.identity = self._identify()

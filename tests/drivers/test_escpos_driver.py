@@ -213,3 +213,19 @@ def test_auto_tells_a_printer_from_a_terminal_and_from_silence(peer: RawPeer) ->
         assert device.hello is not None and "printer" in device.hello.components
     with pytest.raises(NotADevice, match="neither a pos-sim terminal nor an ESC/POS receipt printer"):
         open_device(peer.path, "auto", timeout=1)
+
+
+def test_auto_detection_wants_a_steady_status_byte_and_a_quiet_line(peer: RawPeer) -> None:
+    from drivers.errors import ProtocolViolation
+
+    def play() -> None:
+        assert peer.read(3) == b"\x10\x04\x01"
+        os.write(peer.master, b"\x12")
+        assert peer.read(3) == b"\x10\x04\x01"
+        os.write(peer.master, b"\xc3\x1a")   # noise, and another byte: a chance fit, not a printer
+
+    t = threading.Thread(target=play)
+    t.start()
+    with pytest.raises(ProtocolViolation, match="not an ESC/POS printer"):
+        ReceiptPrinter.open(peer.path, strict=True)
+    t.join(5)
