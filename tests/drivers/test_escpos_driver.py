@@ -229,3 +229,26 @@ def test_auto_detection_wants_a_steady_status_byte_and_a_quiet_line(peer: RawPee
     with pytest.raises(ProtocolViolation, match="not an ESC/POS printer"):
         ReceiptPrinter.open(peer.path, strict=True)
     t.join(5)
+
+
+def test_discovery_says_receipt_printer_for_the_tables_printer_ids() -> None:
+    from dataclasses import dataclass
+
+    from drivers.discovery import list_ports
+
+    @dataclass
+    class Record:
+        device: str
+        vid: int | None
+        pid: int | None
+        description: str | None = None
+        hwid: str | None = None
+        serial_number: str | None = None
+        manufacturer: str | None = None
+        product: str | None = None
+
+    # usb.ids 2025.07.26: 04b8:0e03 "Thermal Receipt Printer [TM-T20]"; 0403:6001 is FTDI's FT232 bridge
+    records = [Record("/dev/ttyUSB0", 0x0403, 0x6001), Record("/dev/ttyACM3", 0x04B8, 0x0E03)]
+    ports = list_ports(comports=lambda: records, by_id_dir=Path("/nonexistent"))
+    assert [(p.device, p.kind) for p in ports] == [("/dev/ttyACM3", "receipt-printer"), ("/dev/ttyUSB0", "usb")]
+    assert ports[0].known is not None and ports[0].known.label == "Epson TM-T20"
