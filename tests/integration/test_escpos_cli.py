@@ -78,3 +78,18 @@ def test_status_and_info_show_the_decoded_bits(printer: tuple[EscPosServer, str]
     assert doc["components"]["printer"]["status"]["flags"]["roll_paper"] == {"near_end": True, "paper_end": False}
     doc = json.loads(pos_sim("info", port, "--json", "--device", "escpos").stdout)
     assert doc["device"]["serial"] == "EP0000001" and doc["status"]["paper_sensor"]["near_end"] is True
+
+
+def test_the_tui_printer_tile_shows_a_receipt_printers_status() -> None:
+    from drivers.escpos import ReceiptPrinter
+    from pos_sim.diagnostics.catalogue import load_catalogue
+    from pos_sim.status_cmd import escpos_block
+    from pos_sim.tui.model import TileState, tile_lines
+
+    with EscPosServer(EscPosPrinter({"cover-open", "paper-near-end"})) as server, \
+            ReceiptPrinter.open(server.serve_pty()) as printer:
+        block = escpos_block(printer.status())
+    _, _, lines = tile_lines(TileState("printer", status=block), "en", load_catalogue())
+    assert "DLE EOT 1-4 1A 16 12 1E, GS r 1 --" in lines
+    _, _, zh = tile_lines(TileState("printer", status=block), "zh-CN", load_catalogue())
+    assert len(zh) == len(lines) and zh != lines   # the same parts, in Chinese
