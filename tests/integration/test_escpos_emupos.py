@@ -2,9 +2,10 @@
 
 emupos 0.4.0 (PyPI, Apache-2.0) serves an Epson TM-T20III profile over TCP and a pty, with
 faults switched through its own CLI (``emupos fault set``) and receipts read back with
-``emupos receipt show``.  It needs Python 3.13: ``.ci/emupos`` makes the venv (``.venv-emupos``,
-or ``POS_SIM_EMUPOS_VENV``); without it these tests are skipped, except in CI, where that is a
-failure.  Expected verdicts: the table of docs/escpos.md, written out here by hand.
+``emupos receipt show``.  It needs Python 3.13: ``.ci/emupos`` makes the venv (in the user's
+cache, ``~/.cache/pos-sim/emupos-0.4.0``, or ``POS_SIM_EMUPOS_VENV``); without it these tests
+are skipped, except in CI, where that is a failure.  Expected verdicts: the table of
+docs/escpos.md, written out here by hand.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import pytest
 from drivers.escpos import ReceiptPrinter
 from pos_sim.diagnostics.engine import DiagnosticsEngine
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(os.environ.get("POS_SIM_EMUPOS_VENV") or ROOT / ".venv-emupos")
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+VENV = Path(os.environ.get("POS_SIM_EMUPOS_VENV") or _CACHE / "pos-sim" / "emupos-0.4.0")
 EMUPOS = VENV / "bin" / "emupos"
 
 if not EMUPOS.exists():
