@@ -35,8 +35,9 @@ BY_ID_DIR: Final = Path("/dev/serial/by-id")
 
 KIND_TERMINAL: Final = "terminal"
 KIND_ADAPTER: Final = "usb-serial-adapter"
-Kind = Literal["terminal", "usb-serial-adapter"]
-_KINDS: Final[tuple[Kind, ...]] = ("terminal", "usb-serial-adapter")
+KIND_PRINTER: Final = "receipt-printer"
+Kind = Literal["terminal", "usb-serial-adapter", "receipt-printer"]
+_KINDS: Final[tuple[Kind, ...]] = ("terminal", "usb-serial-adapter", "receipt-printer")
 
 TABLE_SCHEMA_VERSION: Final = 1
 _ENTRY_KEYS: Final = frozenset({"vid", "pid", "vendor", "model", "kind", "source", "notes"})
@@ -66,6 +67,11 @@ class KnownTerminal:
     def is_terminal(self) -> bool:
         """True for a payment terminal's own IDs, False for a generic USB-serial adapter."""
         return self.kind == KIND_TERMINAL
+
+    @property
+    def is_printer(self) -> bool:
+        """True for a receipt printer (diagnosed with ``--device escpos``)."""
+        return self.kind == KIND_PRINTER
 
     @property
     def label(self) -> str:
@@ -173,7 +179,7 @@ def _entry(name: str, number: int, raw: object) -> KnownTerminal:
         pid=None if pid is None else _usb_id(where, "pid", pid),
         vendor=_text(where, "vendor", raw.get("vendor"), required=True) or "",
         model=_text(where, "model", raw.get("model"), required=False),
-        kind=KIND_TERMINAL if kind == KIND_TERMINAL else KIND_ADAPTER,
+        kind=next(k for k in _KINDS if k == kind),
         source=_text(where, "source", raw.get("source"), required=True) or "",
         notes=_text(where, "notes", raw.get("notes"), required=False),
     )
@@ -251,6 +257,11 @@ class PortInfo:
         return self.known is not None and self.known.is_terminal
 
     @property
+    def is_printer(self) -> bool:
+        """True when the VID:PID is a receipt printer's."""
+        return self.known is not None and self.known.is_printer
+
+    @property
     def vid_pid(self) -> str | None:
         """``11ca:0207``, as ``lsusb`` writes it; None for a port that is not USB."""
         if self.vid is None:
@@ -259,9 +270,11 @@ class PortInfo:
 
     @property
     def kind(self) -> str:
-        """``terminal``, ``usb`` (any other USB port, adapters included) or ``serial``."""
+        """``terminal``, ``receipt-printer``, ``usb`` (any other USB port, adapters included) or ``serial``."""
         if self.is_terminal:
             return "terminal"
+        if self.is_printer:
+            return KIND_PRINTER
         return "usb" if self.is_usb else "serial"
 
     def as_dict(self) -> dict[str, Any]:
@@ -331,7 +344,7 @@ def _given(value: str | None) -> str | None:
 
 
 def _sort_key(port: PortInfo) -> tuple[int, tuple[tuple[int, int, str], ...]]:
-    rank = 0 if port.is_terminal else 1 if port.is_usb else 2
+    rank = 0 if port.is_terminal or port.is_printer else 1 if port.is_usb else 2
     return rank, _natural(port.device)
 
 

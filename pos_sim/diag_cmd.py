@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from drivers.device import KINDS, Device, open_device
 from drivers.errors import DriverError
-from drivers.terminal import Terminal
 from pos_sim import exitcodes
 from pos_sim.diagnostics.catalogue import Catalogue, default_language, load_catalogue, normalize_language
 from pos_sim.diagnostics.engine import (
@@ -55,6 +55,9 @@ def add_parser(sub: Any) -> None:
                         "after a fall, tamper first (default full)")
     p.add_argument("--tests", metavar="LIST",
                    help=f"only these components, comma-separated ({','.join(NATURAL_ORDER)})")
+    p.add_argument("--device", choices=KINDS, default="auto",
+                   help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (docs/escpos.md), "
+                        "or auto: HELLO first, then DLE EOT 1 (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--report", metavar="FILE", help="also write a report: FILE.html, FILE.md or FILE.json")
     p.add_argument("--lang", metavar="zh|en", help="language of verdicts and advice (default: from the locale)")
@@ -138,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"pos-sim diag: unknown component {', '.join(unknown)}; "
                              f"components: {', '.join(NATURAL_ORDER)}")
+    if getattr(args, "capture", None) and getattr(args, "device", "auto") == "escpos":
+        raise UsageError("pos-sim diag: --capture records the terminal protocol; it does not take --device escpos")
     catalogue = load_catalogue()
     register_url_schemes()
     interactive = not args.non_interactive and sys.stdin.isatty()
@@ -145,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     show_progress = progress_out.isatty() or not args.json
     paint = _colour(progress_out.isatty() and "NO_COLOR" not in os.environ)
 
+    term: Device
     try:
         if getattr(args, "capture", None):
             from drivers.capture import open_terminal
@@ -152,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             term = open_terminal(args.port, args.capture, timeout=args.timeout, baud=getattr(args, "baud", None),
                                  extra={"plan": args.plan, "tests": tests, "interactive": interactive})
         else:
-            term = Terminal.open(args.port, baud=getattr(args, "baud", None), timeout=args.timeout)
+            term = open_device(args.port, getattr(args, "device", "auto"), baud=getattr(args, "baud", None),
+                               timeout=args.timeout)
     except DriverError as exc:
         return _fail(args, exc, lang, catalogue)
     with term:

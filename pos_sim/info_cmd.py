@@ -8,8 +8,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from drivers.device import KINDS, open_device
 from drivers.errors import DriverError
-from drivers.terminal import Terminal
+from drivers.escpos import ReceiptPrinter
 from pos_sim import exitcodes
 from pos_sim.ports import add_baud_option, register_url_schemes
 
@@ -31,6 +32,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"give up after S seconds in all (default {DEFAULT_TIMEOUT:g}; never before one "
                         f"request has had all its retransmits at the line rate)")
+    p.add_argument("--device", choices=KINDS, default="auto",
+                   help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer, or auto: HELLO "
+                        "first, then DLE EOT 1 (default auto)")
     add_baud_option(p)
     p.set_defaults(func=run)
 
@@ -49,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
     """Carry out ``pos-sim info``."""
     register_url_schemes()
     try:
-        with Terminal.open(args.port, baud=args.baud, timeout=args.timeout) as term:
+        with open_device(args.port, getattr(args, "device", "auto"), baud=args.baud, timeout=args.timeout) as term:
             hello = term.hello
             info = term.info()
+            status = term.status() if isinstance(term, ReceiptPrinter) else None
     except DriverError as exc:
         if args.json:
             print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "error": str(exc),
@@ -59,6 +64,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"pos-sim info: {exc}", file=sys.stderr)
         return exc.exit_code
     assert hello is not None
+    if status is not None:   # an ESC/POS receipt printer
+        if args.json:
+            print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "device": info.as_dict(),
+                              "protocol": {"name": "ESC/POS", "components": list(hello.components)},
+                              "status": status.flags(), "exit_status": 0}, ensure_ascii=False))
+            return exitcodes.OK
+        print(f"{info.manufacturer} {info.model}   serial {info.serial}")
+        print(f"  ESC/POS receipt printer{', firmware ' + info.firmware_version if info.firmware_version else ''}")
+        print(f"  {'offline' if status.offline else 'online'}; status bytes {status.raw()}")
+        print(f"  components: {', '.join(hello.components)}; port {args.port}")
+        return exitcodes.OK
     if args.json:
         print(json.dumps({"schema_version": SCHEMA_VERSION, "port": args.port, "device": info.as_dict(),
                           "protocol": {"version": hello.protocol_version, "max_payload": hello.max_payload,

@@ -135,6 +135,8 @@ def _row(port: PortInfo) -> tuple[str, str, str, str, str]:
         identified = ""
     elif known.is_terminal:
         identified = f"terminal: {known.label}"
+    elif known.is_printer:
+        identified = f"receipt printer: {known.label} (pos-sim diag --device escpos)"
     else:
         identified = f"adapter: {known.label}; a terminal may sit behind it"
     return (port.preferred_path, port.vid_pid or "-", port.serial_number or "-",

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from drivers.device import KINDS, Device, open_device
 from drivers.errors import EXIT_COMMUNICATION, DriverError
+from drivers.escpos import ReceiptPrinter
 from drivers.terminal import ComponentStatus, DeviceInfo, HelloInfo, Terminal
 from pos_sim import __version__
 from pos_sim.diagnostics.catalogue import Catalogue, Language, default_language, load_catalogue, normalize_language
@@ -128,6 +130,16 @@ _T: dict[str, tuple[str, str]] = {
     "auto_recoverable": ("可自动恢复错误", "auto-recoverable"),
     "escpos": ("ESC/POS 状态字节", "ESC/POS status bytes"),
     "lines": ("已打印点行数", "Dot lines printed"),
+    "escpos_protocol": ("ESC/POS 收据打印机", "ESC/POS receipt printer"),
+    "paper_sensor": ("纸张传感器（GS r 1）", "Paper sensor (GS r 1)"),
+    "not_asked": ("未询问（打印机离线时不回答）", "not asked (an offline printer does not answer it)"),
+    "drawer": ("钱箱接口第 3 脚", "Drawer connector pin 3"),
+    "high": ("高电平", "high"),
+    "low": ("低电平", "low"),
+    "feed_button": ("进纸键被按下", "feed button pressed"),
+    "paper_being_fed": ("正在用进纸键走纸", "paper fed by the feed button"),
+    "waiting_recovery": ("等待恢复在线", "waiting for online recovery"),
+    "recoverable": ("可恢复错误", "recoverable"),
     # screen, keypad
     "panel": ("面板", "Panel"),
     "panel.ok": ("正常", "ok"),
@@ -407,6 +419,46 @@ def _security(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
     ]
 
 
+def _escpos_printer(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
+    """A receipt printer's own status bytes (DLE EOT 1-4, GS r 1), every bit in words."""
+    f = s["flags"]
+    eot1, eot2, eot3, eot4 = (f.get(k, {}) for k in ("printer", "offline_cause", "error_cause", "roll_paper"))
+    gsr = f.get("paper_sensor")
+    end = eot4.get("paper_end") or eot2.get("paper_end_stop") or (gsr or {}).get("paper_end")
+    near = eot4.get("near_end") or (gsr or {}).get("near_end")
+    paper = "end" if end else "near_end" if near else "ok"
+    causes = [text(k, lang) for k, on in (("cover_open", eot2.get("cover_open")),
+                                          ("paper_end_stop", eot2.get("paper_end_stop")),
+                                          ("error_occurred", eot2.get("error_occurred")),
+                                          ("paper_being_fed", eot2.get("paper_being_fed")),
+                                          ("feed_button", eot1.get("feed_button_pressed")),
+                                          ("waiting_recovery", eot1.get("waiting_online_recovery"))) if on]
+    state = text("offline" if eot1.get("offline") else "online", lang)
+    if causes:
+        state += _COLON[lang] + _COMMA[lang].join(causes)
+    errors = [text(k, lang) for k, on in (("cutter", eot3.get("autocutter_error")),
+                                          ("unrecoverable", eot3.get("unrecoverable_error")),
+                                          ("auto_recoverable", eot3.get("auto_recoverable_error")),
+                                          ("recoverable", eot3.get("recoverable_error"))) if on]
+    sensor = (text("not_asked", lang) if gsr is None else
+              text("paper.end" if gsr["paper_end"] else "paper.near_end" if gsr["near_end"] else "paper.ok", lang))
+    return [
+        (text("paper", lang), text(f"paper.{paper}", lang)),
+        (text("printer", lang), state),
+        (text("printer_errors", lang), _COMMA[lang].join(errors) if errors else text("none", lang)),
+        (text("paper_sensor", lang), sensor),
+        (text("drawer", lang), text("high" if eot1.get("drawer_pin3_high") else "low", lang)),
+        (text("escpos", lang), s["raw"]),
+    ]
+
+
+def escpos_block(status: Any) -> dict[str, Any]:
+    """A :class:`protocols.escpos.PrinterStatus` as the status block this command shows."""
+    return {"protocol": "escpos", "printer_status": status.printer, "offline_cause": status.offline_cause,
+            "error_cause": status.error_cause, "roll_paper": status.roll_paper,
+            "paper_sensor": status.paper_sensor, "raw": status.raw(), "flags": status.flags()}
+
+
 _ROWS: dict[str, Callable[[dict[str, Any], Catalogue, Language], Rows]] = {
     "system": _system, "magstripe": _magstripe, "chip": _chip, "contactless": _contactless,
     "printer": _printer, "screen": _screen, "keypad": _keypad, "network": _network, "power": _power,
@@ -423,6 +475,8 @@ def component_rows(result: ComponentStatus, lang: str, catalogue: Catalogue | No
         key = result.problem if result.problem in ("refused", "timeout", "error") else "error"
         return [("", text(key, language, r=result.reason))]
     try:
+        if result.status.get("protocol") == "escpos":
+            return _escpos_printer(result.status, cat, language)
         return _ROWS[result.component](result.status, cat, language)
     except (KeyError, TypeError, ValueError) as exc:
         # a block missing a field the spec gives it, or an unknown component: say so, in one row
@@ -453,7 +507,8 @@ class Snapshot:
     """One reading of the terminal: identity, and every fitted component's status."""
 
     def __init__(self, port: str, hello: HelloInfo, info: DeviceInfo, results: dict[str, ComponentStatus],
-                 taken_at: float) -> None:
+                 taken_at: float, kind: str = "terminal") -> None:
+        self.kind = kind
         self.port = port
         self.hello = hello
         self.info = info
@@ -462,7 +517,9 @@ class Snapshot:
 
     @property
     def not_fitted(self) -> list[str]:
-        """Components of the protocol's table that HELLO did not list."""
+        """Components of the protocol's table that HELLO did not list (a printer is one component)."""
+        if self.kind == "escpos":
+            return []
         return [c.name for c in Component if c.name not in self.hello.components]
 
     @property
@@ -484,8 +541,9 @@ class Snapshot:
             "lang": lang,
             "taken_at": round(self.taken_at, 3),
             "device": self.info.as_dict(),
-            "protocol": {"version": self.hello.protocol_version, "max_payload": self.hello.max_payload,
-                         "components": list(self.hello.components), "boot_id": self.hello.boot_id},
+            "protocol": ({"name": "ESC/POS", "components": list(self.hello.components)} if self.kind == "escpos" else
+                         {"version": self.hello.protocol_version, "max_payload": self.hello.max_payload,
+                          "components": list(self.hello.components), "boot_id": self.hello.boot_id}),
             "components": {
                 name: {"state": "ok" if r.ok else r.problem, "reason": r.reason or None,
                        "status": _jsonable(r.status)}
@@ -495,9 +553,14 @@ class Snapshot:
         }
 
 
-def take_snapshot(term: Terminal, port: str) -> Snapshot:
-    """INFO, then STATUS_REQUEST for every fitted component."""
+def take_snapshot(term: Device, port: str) -> Snapshot:
+    """INFO, then STATUS_REQUEST for every fitted component (a printer: DLE EOT 1-4 and GS r 1)."""
     assert term.hello is not None
+    if isinstance(term, ReceiptPrinter):
+        info = term.info()
+        block = escpos_block(term.status())
+        return Snapshot(port, term.hello, info, {"printer": ComponentStatus("printer", block)}, time.time(), "escpos")
+    assert isinstance(term, Terminal)
     info = term.info()
     results = term.status_all()
     return Snapshot(port, term.hello, info, results, time.time())
@@ -524,9 +587,10 @@ def render(snap: Snapshot, lang: Language, cat: Catalogue, watch: float | None =
         (cat.label("ticket_field", "firmware_version", lang), d.firmware_version),
         (text("lifecycle", lang), lifecycle),
         (text("port", lang), snap.port),
-        (text("protocol", lang), text("protocol_value", lang, v=snap.hello.protocol_version,
-                                      p=snap.hello.max_payload)),
-        (text("fitted", lang), text("fitted_value", lang, n=len(snap.hello.components), all=len(Component))),
+        (text("protocol", lang), text("escpos_protocol", lang) if snap.kind == "escpos" else
+         text("protocol_value", lang, v=snap.hello.protocol_version, p=snap.hello.max_payload)),
+        (text("fitted", lang), text("fitted_value", lang, n=len(snap.hello.components),
+                                                all=1 if snap.kind == "escpos" else len(Component))),
     ]
     if snap.not_fitted:
         info_rows.append((text("not_fitted", lang),
@@ -576,6 +640,9 @@ def add_parser(sub: Any) -> None:
                    help="take a new snapshot every S seconds until Ctrl-C (redrawn in place on a terminal; "
                         "otherwise snapshots follow each other, a blank line between)")
     p.add_argument("--lang", metavar="zh|en", help="language of the table (default: from the locale)")
+    p.add_argument("--device", choices=KINDS, default="auto",
+                   help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (its DLE EOT and GS r "
+                        "bits), or auto: HELLO first, then DLE EOT 1 (default auto)")
     add_baud_option(p)
     p.set_defaults(func=run)
 
@@ -605,7 +672,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     watch: float | None = args.watch
     try:
-        with Terminal.open(args.port, baud=args.baud) as term:
+        with open_device(args.port, getattr(args, "device", "auto"), baud=args.baud) as term:
             if watch is None:
                 snap = take_snapshot(term, args.port)
                 _show(snap, lang, cat, out, json_out=args.json, watch=None, first=True)
@@ -624,7 +691,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def _watch(term: Terminal, args: argparse.Namespace, lang: Language, cat: Catalogue, out: TextIO,
+def _watch(term: Device, args: argparse.Namespace, lang: Language, cat: Catalogue, out: TextIO,
            every: float) -> int:
     """Snapshots every ``every`` seconds until Ctrl-C (exit 0) or the terminal goes away."""
     first = True

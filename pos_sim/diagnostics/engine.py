@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from drivers.device import Device, SelfTestHandle
 from drivers.errors import (
     DeviceDisconnected,
     DriverError,
@@ -31,7 +32,7 @@ from drivers.errors import (
     SelfTestLost,
     SessionLost,
 )
-from drivers.terminal import DeviceInfo, SelfTestProgress, SelfTestResult, SelfTestRun, Terminal
+from drivers.terminal import DeviceInfo, SelfTestProgress, SelfTestResult
 from pos_sim import __version__
 from pos_sim.diagnostics.catalogue import Catalogue, FaultEntry, load_catalogue, normalize_language
 
@@ -228,9 +229,10 @@ class DiagnosticReport:
 
 
 class DiagnosticsEngine:
-    """Runs a plan on a connected :class:`Terminal`; see the module docstring."""
+    """Runs a plan on a connected :class:`~drivers.device.Device` (a terminal, a receipt printer);
+    see the module docstring."""
 
-    def __init__(self, terminal: Terminal, *, lang: str = "en", catalogue: Catalogue | None = None,
+    def __init__(self, terminal: Device, *, lang: str = "en", catalogue: Catalogue | None = None,
                  prompter: Prompter | None = None, on_update: Callable[[Update], None] | None = None,
                  port: str = "") -> None:
         self.terminal = terminal
@@ -326,7 +328,7 @@ class DiagnosticsEngine:
                       report: DiagnosticReport) -> DriverError | None:
         """Run these tests concurrently (as far as the terminal allows); return a link failure."""
         waiting = list(components)
-        running: dict[str, SelfTestRun] = {}
+        running: dict[str, SelfTestHandle] = {}
         retries = dict.fromkeys(components, RETRIES)
         noisy = dict.fromkeys(components, NOISY_RETRIES)
         #: components whose SELFTEST_START went unanswered: the terminal may have started them
@@ -421,7 +423,7 @@ class DiagnosticsEngine:
         return True
 
     def _abandon(self, exc: DriverError, component: str | None, waiting: list[str],
-                 running: dict[str, SelfTestRun], report: DiagnosticReport) -> DriverError:
+                 running: dict[str, SelfTestHandle], report: DiagnosticReport) -> DriverError:
         """The link failed (or the terminal restarted) during ``component``: it and every test
         still running are lost, those not started are not run; each is an error."""
         lost: list[str] = []   # cut off mid-test
@@ -645,7 +647,7 @@ def overall_verdict(status: int) -> str:
     return "ok"
 
 
-def _host_fault_key(exc: DriverError, terminal: Terminal) -> str:
+def _host_fault_key(exc: DriverError, terminal: Device) -> str:
     """Which host-side catalogue entry a driver error is."""
     text = str(exc)
     if isinstance(exc, SessionLost):

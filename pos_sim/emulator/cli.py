@@ -23,6 +23,7 @@ from typing import Any
 
 from pos_sim import exitcodes
 from pos_sim.emulator.errors import EmulatorError
+from pos_sim.emulator.escpos import FAULTS as ESCPOS_FAULTS
 from pos_sim.emulator.scenario import load_scenario, scenario_names
 from pos_sim.emulator.server import EmulatorServer
 
@@ -78,8 +79,15 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
                "Exit status: 0 stopped by a signal, 1 bad command line or scenario or state file, "
                "2 the port could not be opened.",
     )
+    p.add_argument("--device", choices=("terminal", "escpos"), default="terminal",
+                   help="terminal: a POS terminal speaking the pos-sim protocol (default); escpos: an ESC/POS "
+                        "receipt printer answering DLE EOT and GS r (docs/escpos.md)")
     p.add_argument("--scenario", default="healthy", metavar="NAME|PATH",
                    help=f"built-in scenario ({names}) or path of a scenario .toml file (default: healthy)")
+    p.add_argument("--fault", choices=ESCPOS_FAULTS, action="append", metavar="FAULT",
+                   help=f"with --device escpos: the printer's fault ({', '.join(ESCPOS_FAULTS)}); may be given twice")
+    p.add_argument("--receipt", metavar="FILE",
+                   help="with --device escpos: write every byte the printer prints to FILE (started empty)")
     p.add_argument("--transport", default=("pty", 0), type=_transport, metavar="pty|tcp[:PORT]",
                    help="pty: a new pseudo-terminal, printed as PORT /dev/pts/N (default); "
                         "tcp: 127.0.0.1 on PORT or any free port, printed as PORT socket://127.0.0.1:N "
@@ -102,6 +110,14 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve the emulator until SIGINT or SIGTERM; return the exit status."""
+    if args.device == "escpos":
+        from pos_sim.emulator.escpos_cli import run_escpos
+
+        return run_escpos(args)
+    if args.fault or args.receipt:
+        print("pos-sim emulate: --fault and --receipt are for --device escpos; a terminal's faults come "
+              "from its --scenario", file=sys.stderr)
+        return EXIT_USAGE
     try:
         scenario = load_scenario(args.scenario)
         server = EmulatorServer(scenario, baud=args.baud, speed=args.speed, state_path=args.state)

@@ -43,6 +43,8 @@ FAULT_SEVERITY: dict[FaultCode, Severity] = {
     _F.head_overheat: _S.warning,
     _F.printer_unrecoverable: _S.error,
     _F.print_rejected: _S.error,
+    _F.printer_offline: _S.warning,
+    _F.printer_error: _S.error,
     _F.panel_damaged: _S.error,
     _F.backlight_fault: _S.error,
     _F.touch_fault: _S.error,

@@ -121,6 +121,16 @@ def status_summary(component: str, status: dict[str, Any], lang: str) -> list[st
             parts.append(str(s["bearer"]).upper().replace("_", "-"))
         ip = _ipv4(s.get("ipv4"))
         parts.append(ip if ip and ip != "0.0.0.0" else t("st_no_ip"))
+    elif component == "printer" and s.get("protocol") == "escpos":
+        # a receipt printer's own status (pos_sim.status_cmd.escpos_block): decoded flags by byte
+        flags = s.get("flags", {})
+        roll, gsr, cause = flags.get("roll_paper", {}), flags.get("paper_sensor") or {}, flags.get("offline_cause", {})
+        end = roll.get("paper_end") or gsr.get("paper_end") or cause.get("paper_end_stop")
+        near = roll.get("near_end") or gsr.get("near_end")
+        parts.append(t("paper_end" if end else "paper_near_end" if near else "paper_ok"))
+        if cause.get("cover_open"):
+            parts.append(t("st_cover_open"))
+        parts.append(str(s.get("raw", "")))
     elif component == "printer":
         paper = int(s.get("paper_sensor", 0))
         parts.append(t("paper_end" if paper & 0x60 else "paper_near_end" if paper & 0x0C else "paper_ok"))

@@ -315,6 +315,8 @@ class FaultCode(CodeEnum):
     head_overheat = 0x0505, "print head too hot; recovers by itself (DLE EOT 3 bit 6)"
     printer_unrecoverable = 0x0506, "unrecoverable printer error (DLE EOT 3 bit 5)"
     print_rejected = 0x0507, "the technician rejected the test page"
+    printer_offline = 0x0508, "printer offline for no cause it names (DLE EOT 1 bit 3)"
+    printer_error = 0x0509, "printer error with no cause named (DLE EOT 2 bit 6, DLE EOT 3 bit 2)"
     # screen (0x06xx)
     panel_damaged = 0x0601, "dead lines or pixels: cracked or damaged panel"
     backlight_fault = 0x0602, "backlight does not light"

@@ -263,7 +263,7 @@ VALID_ENTRY = 'vid = 0x11ca\npid = 0x0207\nvendor = "Verifone"\nkind = "terminal
     ("schema_version = 1\n[[device]]\n" + VALID_ENTRY.replace("0x0207", "0x10000"), "'pid' must be an integer"),
     ("schema_version = 1\n[[device]]\n" + VALID_ENTRY.replace("0x11ca", "true"), "'vid' must be an integer"),
     ("schema_version = 1\n[[device]]\n" + VALID_ENTRY.replace('"terminal"', '"pinpad"'),
-     "'kind' must be one of terminal, usb-serial-adapter, got 'pinpad'"),
+     "'kind' must be one of terminal, usb-serial-adapter, receipt-printer, got 'pinpad'"),
     ("schema_version = 1\n[[device]]\n" + VALID_ENTRY.replace("pid =", "pdi ="), r"unknown key\(s\) pdi"),
     ("schema_version = 1\n[[device]]\n" + VALID_ENTRY.replace('vendor = "Verifone"\n', ""),
      "'vendor' is required and must be a non-empty string, got None"),
