@@ -50,6 +50,7 @@ from protocols.pos import (
     decode_message,
     encode_frame,
     encode_payload,
+    messages,
     timing,
 )
 from protocols.pos.codes import FrameFlag
@@ -58,29 +59,12 @@ RESPONSE = int(FrameFlag.RESPONSE)
 EVENT = int(FrameFlag.EVENT)
 RETRANSMIT = int(FrameFlag.RETRANSMIT)
 
-#: what answers each request (docs/protocol.md section 4); NAK may answer any of them
-ANSWERS: dict[MessageType, frozenset[MessageType]] = {
-    MessageType.HELLO: frozenset({MessageType.HELLO_REPLY}),
-    MessageType.PING: frozenset({MessageType.PONG}),
-    MessageType.INFO_REQUEST: frozenset({MessageType.INFO_REPLY}),
-    MessageType.STATUS_REQUEST: frozenset({MessageType.STATUS_REPLY}),
-    MessageType.SELFTEST_START: frozenset({MessageType.ACK}),
-    MessageType.SELFTEST_ABORT: frozenset({MessageType.ACK}),
-    MessageType.SELFTEST_CONFIRM: frozenset({MessageType.ACK}),
-    MessageType.EVENTLOG_READ: frozenset({MessageType.EVENTLOG_PAGE}),
-    MessageType.TXLOG_OPEN: frozenset({MessageType.TXLOG_INFO}),
-    MessageType.TXLOG_READ: frozenset({MessageType.TXLOG_PAGE}),
-    MessageType.LC_CHALLENGE_REQUEST: frozenset({MessageType.LC_CHALLENGE}),
-    MessageType.LC_REQUEST: frozenset({MessageType.LC_RESULT}),
-}
-
-#: requests that change nothing on the terminal, so that asking again as a new request is
-#: always safe: on a line that spoils answers (docs/protocol.md section 5, "A noisy line")
-#: the host asks these again when all four sends of one failed with damaged frames arriving.
-#: HELLO is among them because the host sends it only to open a session, which has nothing
-#: yet to lose (a second HELLO drops the terminal's unacknowledged events: they stay in its log).
-SAFE_TO_REPEAT = frozenset({MessageType.HELLO, MessageType.PING, MessageType.INFO_REQUEST,
-                            MessageType.STATUS_REQUEST, MessageType.EVENTLOG_READ, MessageType.TXLOG_READ})
+#: what answers each request, which requests are safe to ask again: read from the catalogue
+#: (protocols.pos.messages), where every request's answer rule is declared beside its payload
+ANSWERS = messages.ANSWERS
+SAFE_TO_REPEAT = messages.SAFE_TO_REPEAT
+NO_SESSION_NEEDED = messages.NO_SESSION_NEEDED
+ANY_SESSION_MAY = messages.ANY_SESSION_MAY
 #: how many times such a request is asked again on a noisy line
 NOISY_REPEATS = 3
 
@@ -180,7 +164,7 @@ class _Pending:
         self.msg_type = msg_type
         self.payload = payload
         self.seq = seq
-        self.answers = ANSWERS.get(msg_type, frozenset({MessageType.ACK}))
+        self.answers = ANSWERS[msg_type]
         self.sends = 0
         self.deadline = 0.0          # when to retransmit (or give up)
         self.give_up_at = None if timeout is None else time.monotonic() + timeout
@@ -290,6 +274,8 @@ class Link:
         retransmit went unanswered (or ``timeout`` seconds passed), :class:`DeviceDisconnected`
         when the port broke, :class:`ProtocolViolation` on an answer of the wrong type.
         """
+        if msg_type not in ANSWERS:
+            raise ProtocolViolation(f"{MessageType.describe(msg_type)} is not a request: nothing answers it")
         try:
             payload = encode_payload(msg_type, fields)
         except ProtocolError as exc:
@@ -656,10 +642,6 @@ class Link:
         self._last_activity = now
 
 
-#: requests a terminal answers without a session (docs/protocol.md section 6)
-NO_SESSION_NEEDED = frozenset({MessageType.HELLO, MessageType.PING})
-#: requests a terminal never refuses with not_permitted while it has a session (section 4)
-ANY_SESSION_MAY = frozenset({MessageType.INFO_REQUEST, MessageType.EVENTLOG_READ})
 #: the uptime counters on the wire are u32 milliseconds: they wrap after 2^32 ms (49.7 days)
 UPTIME_MODULUS = 1 << 32
 #: how far a terminal's uptime may fall behind the host's clock before it counts as gone back
