@@ -33,7 +33,7 @@ from drivers.errors import (
     SessionLost,
     TransferError,
 )
-from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, NOISY_REPEATS, SAFE_TO_REPEAT, Link, LinkTimings
+from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, Link, LinkTimings
 from drivers.masking import mask_fields
 from drivers.transport import open_port
 from protocols.pos import Component, Frame, Message, MessageType, decode_message, encode_payload, timing
@@ -445,20 +445,9 @@ class Terminal:
     def _request_frame(self, msg_type: MessageType, fields: dict[str, Any] | None = None) -> tuple[Frame, Message]:
         self._check_not_lost(msg_type)
         try:
-            repeats = NOISY_REPEATS if msg_type in SAFE_TO_REPEAT else 0
-            first: ResponseTimeout | None = None
-            while True:
-                try:
-                    return self.link.request_frame(msg_type, fields, timeout=self._timeout())
-                except ResponseTimeout as exc:
-                    if first is not None and (isinstance(exc, DeadlinePassed) or not exc.noisy):
-                        raise first from exc   # what went wrong is the first failure, not the time
-                    # the terminal answered and the line spoilt it: ask again as a new request
-                    # (changes nothing on the terminal); silence is not asked again
-                    if not (exc.noisy and repeats > 0 and self.link.error is None):
-                        raise
-                    first = first or exc
-                    repeats -= 1
+            # a harmless request whose answers the line spoilt is asked again by the link
+            # (the session rules, protocols.pos.session); silence is not asked again
+            return self.link.request_frame(msg_type, fields, timeout=self._timeout())
         except RequestRefused as exc:
             lost = self._lost_by(msg_type, exc)
             if lost is None:

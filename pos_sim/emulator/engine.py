@@ -69,7 +69,7 @@ from protocols.pos.codes import (
     SelfTestPlan,
     Severity,
 )
-from protocols.pos.messages import TX_RECORD, txlog_page_crc
+from protocols.pos.messages import CATALOGUE, NO_SESSION, REQUESTS, TX_RECORD, page_capacity, txlog_page_crc
 
 RESPONSE = int(FrameFlag.RESPONSE)
 EVENT = int(FrameFlag.EVENT)
@@ -86,16 +86,10 @@ PROGRESS_INTERVAL = 0.5
 EVENT_WINDOW = 32
 #: SELFTEST_ABORT's "every running test"
 ALL_COMPONENTS = 0xFF
-EVENTLOG_MAX_ENTRIES = 64
-TXLOG_MAX_RECORDS = 32
 
 _T = MessageType
-#: requests a host may send; everything else arriving without RESPONSE is refused
-HOST_REQUESTS = frozenset({
-    _T.HELLO, _T.PING, _T.INFO_REQUEST, _T.STATUS_REQUEST, _T.SELFTEST_START, _T.SELFTEST_ABORT,
-    _T.SELFTEST_CONFIRM, _T.EVENTLOG_READ, _T.TXLOG_OPEN, _T.TXLOG_READ, _T.LC_CHALLENGE_REQUEST,
-    _T.LC_REQUEST,
-})
+#: requests a host may send (the catalogue's); everything else arriving without RESPONSE is refused
+HOST_REQUESTS = REQUESTS
 
 
 @dataclass
@@ -450,7 +444,7 @@ class TerminalEngine:
         except ProtocolError:
             self._nak(frame.seq, NakReason.malformed, now)
             return
-        if not self._session and mtype not in (_T.HELLO, _T.PING):
+        if not self._session and CATALOGUE[mtype].rule.session != NO_SESSION:
             self._nak(frame.seq, NakReason.not_permitted, now)
             return
         handler = getattr(self, f"_req_{mtype.name.lower()}")
@@ -851,7 +845,7 @@ class TerminalEngine:
     # -- event log and transaction log ---------------------------------------------------------
 
     def _req_eventlog_read(self, seq: int, f: dict[str, Any], now: float) -> None:
-        per_page = min(EVENTLOG_MAX_ENTRIES, (self._max_payload - 5) // 8)
+        per_page = page_capacity(_T.EVENTLOG_PAGE, self._max_payload)
         log = self.state.event_log
         pages = -(-len(log) // per_page)
         page = int(f["page"])
@@ -860,7 +854,7 @@ class TerminalEngine:
                                              "entries": [e.wire() for e in entries]}, now)
 
     def _req_txlog_open(self, seq: int, f: dict[str, Any], now: float) -> None:
-        per_page = min(TXLOG_MAX_RECORDS, (self._max_payload - 7) // 29)
+        per_page = page_capacity(_T.TXLOG_PAGE, self._max_payload)
         records = [r.wire() for r in self.state.txlog]
         snap = _TxSnapshot(records=len(records), per_page=per_page)
         digest = hashlib.sha256()

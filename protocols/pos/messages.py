@@ -31,6 +31,7 @@ from construct import (
     PascalString,
     Prefixed,
     PrefixedArray,
+    SizeofError,
     Struct,
     Switch,
     Terminated,
@@ -64,7 +65,7 @@ from protocols.pos.codes import (
     TxKind,
     TxResult,
 )
-from protocols.pos.compiler import Decoder, compile_decoder
+from protocols.pos.compiler import Decoder, compile_decoder, prefixed_array_parts, unwrap
 from protocols.pos.errors import EncodeError, MalformedPayload, UnknownMessageType
 from protocols.pos.framing import Frame, encode_frame
 
@@ -230,46 +231,193 @@ class MessageType(CodeEnum):
 
 HOST, TERMINAL, EITHER = "host → terminal", "terminal → host", "either way"
 
+#: what a request needs of the terminal's session (docs/protocol.md section 6): ``NO_SESSION``
+#: requests are answered before HELLO; ``ANY_SESSION`` ones in any session, so that
+#: ``NAK not_permitted`` to them after a HELLO means the session is gone; the rest need one
+NO_SESSION, ANY_SESSION, OWN_SESSION = "none", "any", "needed"
+#: most entries of an event-log page, and most records of a transaction-log page
+EVENTLOG_PAGE_MAX = 64
+TXLOG_PAGE_MAX = 32
+
+
+class CatalogueError(Exception):
+    """A catalogue breaks the rules every declaration must keep (see :func:`validate_catalogue`)."""
+
+
+@dataclass(frozen=True)
+class AnswerRule:
+    """What answers a message on the wire (docs/protocol.md section 4).
+
+    ``kind`` is ``request`` (the receiver answers with one of ``replies``, flag RESPONSE and
+    the same seq, or with NAK), ``event`` (a terminal event frame, flag EVENT: the host
+    answers ACK, or NAK malformed) or ``reply`` (an answer itself: nothing answers it).
+    ``then`` names what follows a command's ACK.  ``harmless`` requests change nothing on
+    the terminal: on a noisy line they are asked again as new requests.  ``session`` says
+    what the request needs of the session (``NO_SESSION``, ``ANY_SESSION``, ``OWN_SESSION``).
+    """
+
+    kind: str
+    replies: tuple[MessageType, ...] = ()
+    then: str = ""
+    harmless: bool = False
+    session: str = OWN_SESSION
+
+
+def request(*replies: MessageType, then: str = "", harmless: bool = False,
+            session: str = OWN_SESSION) -> AnswerRule:
+    """The rule of a request answered by one of ``replies`` (or NAK)."""
+    return AnswerRule("request", tuple(replies), then, harmless, session)
+
+
+#: the rule of an answer: nothing answers it
+REPLY = AnswerRule("reply")
+#: the rule of a terminal event frame: the host answers ACK
+EVENT_FRAME = AnswerRule("event")
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a paged answer fills its pages: the array field ``items`` holds at most ``at_most``
+    items, and never more than fit the negotiated maximum payload beside the other fields."""
+
+    items: str
+    at_most: int
+
 
 @dataclass(frozen=True)
 class MessageSpec:
-    """One entry of the catalogue."""
+    """One entry of the catalogue: number, direction, answer rule, payload declaration and,
+    for a paged answer, its paging rule."""
 
     type: MessageType
     direction: str
-    answer: str
+    rule: AnswerRule
     declaration: Struct
+    paging: Paging | None = None
 
     @property
     def name(self) -> str:
         """The message's name, e.g. ``INFO_REPLY``."""
         return self.type.name
 
+    @property
+    def is_request(self) -> bool:
+        """True for a message that is answered by a reply (or NAK)."""
+        return self.rule.kind == "request"
+
+    @property
+    def answer(self) -> str:
+        """What answers the message, as the specification's tables say it."""
+        rule = self.rule
+        if rule.kind == "event":
+            return "ACK from the host (sent with flag EVENT)"
+        if rule.kind == "reply":
+            return "—"
+        names = " or ".join(t.name for t in rule.replies)
+        return f"{names}, then {rule.then}" if rule.then else names
+
+    def page_capacity(self, max_payload: int) -> int:
+        """Items a page of this answer holds with ``max_payload``-byte payloads."""
+        if self.paging is None:
+            raise CatalogueError(f"{self.name} is not paged")
+        others, item = _paging_sizes(self)
+        return max(0, min(self.paging.at_most, (max_payload - others) // item))
+
+
+def _paging_sizes(spec: MessageSpec) -> tuple[int, int]:
+    """(bytes of every field but the items, plus the items' count; bytes of one item)."""
+    assert spec.paging is not None
+    if spec.paging.items not in {sub.name for sub in spec.declaration.subcons}:
+        raise CatalogueError(f"{spec.name} has no field {spec.paging.items!r} to page")
+    others, item = 0, 0
+    for sub in spec.declaration.subcons:
+        if sub.name is None:
+            continue
+        if sub.name == spec.paging.items:
+            parts = prefixed_array_parts(unwrap(sub))
+            if parts is None:
+                raise CatalogueError(f"{spec.name}.{sub.name}: a paged field must be a prefixed array")
+            count, element = parts
+            try:
+                others += int(count.sizeof())
+                item = int(element.sizeof())
+            except SizeofError as exc:
+                raise CatalogueError(f"{spec.name}.{sub.name}: items of a page need a fixed size") from exc
+        else:
+            try:
+                others += int(sub.sizeof())
+            except SizeofError as exc:
+                raise CatalogueError(f"{spec.name}.{sub.name}: a paged answer's other fields need a "
+                                     "fixed size") from exc
+    return others, item
+
+
+def validate_catalogue(catalogue: dict[MessageType, MessageSpec]) -> None:
+    """Check the rules every catalogue keeps; raise :class:`CatalogueError` on the first broken.
+
+    Every message type is declared, under its own number.  A request names at least one reply,
+    and every reply it names is declared as an answer (rule ``REPLY``); only requests name
+    replies, a follow-up, a session need or harmlessness.  A host-to-terminal message is a
+    request; a terminal-to-host one never is.  A paging rule sits on an answer, over a prefixed
+    array of fixed-size items beside fixed-size fields.
+    """
+    missing = set(MessageType) - set(catalogue)
+    if missing:
+        raise CatalogueError("no declaration for " + ", ".join(sorted(t.name for t in missing)))
+    for t, spec in catalogue.items():
+        rule, where = spec.rule, spec.name
+        if spec.type != t:
+            raise CatalogueError(f"{t.name} is declared as {where}")
+        if rule.kind not in ("request", "reply", "event"):
+            raise CatalogueError(f"{where}: unknown answer rule {rule.kind!r}")
+        if rule.session not in (NO_SESSION, ANY_SESSION, OWN_SESSION):
+            raise CatalogueError(f"{where}: unknown session need {rule.session!r}")
+        if rule.kind == "request":
+            if spec.direction == TERMINAL:
+                raise CatalogueError(f"{where}: a terminal-to-host message cannot be a request")
+            if not rule.replies:
+                raise CatalogueError(f"{where} is a request without an answer rule: name what answers it")
+        else:
+            if spec.direction == HOST:
+                raise CatalogueError(f"{where}: a host-to-terminal message must be a request with an answer rule")
+            if rule.replies or rule.then or rule.harmless or rule.session != OWN_SESSION:
+                raise CatalogueError(f"{where}: only a request names replies, a follow-up or a session need")
+            if rule.kind == "event" and spec.direction != TERMINAL:
+                raise CatalogueError(f"{where}: only the terminal sends event frames")
+        if spec.paging is not None:
+            if rule.kind != "reply":
+                raise CatalogueError(f"{where}: only an answer is paged")
+            _paging_sizes(spec)
+    for spec in catalogue.values():
+        for r in spec.rule.replies:
+            if catalogue[r].rule.kind != "reply":
+                raise CatalogueError(f"{spec.name} is answered by {r.name}, which is not declared as an answer")
+
 
 _T = MessageType
 CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
-    MessageSpec(_T.HELLO, HOST, "HELLO_REPLY", message(
+    MessageSpec(_T.HELLO, HOST, request(_T.HELLO_REPLY, harmless=True, session=NO_SESSION), message(
         "protocol_version" / Int8ub * "highest protocol version the host speaks",
         "max_payload" / Int16ub * "largest payload the host accepts, bytes (≤ 1024)",
         "host" / str8 * "host software name and version",
     )),
-    MessageSpec(_T.HELLO_REPLY, TERMINAL, "—", message(
+    MessageSpec(_T.HELLO_REPLY, TERMINAL, REPLY, message(
         "protocol_version" / Int8ub * "version both sides will speak (≤ the host's)",
         "max_payload" / Int16ub * "largest payload the terminal accepts, bytes",
         "components" / Int16ub * "bit n set when Component n is fitted",
         "serial" / str8 * "terminal serial number",
         "boot_id" / Int32ub * "random per boot: a change means the terminal restarted",
     )),
-    MessageSpec(_T.PING, EITHER, "PONG", message()),
-    MessageSpec(_T.PONG, EITHER, "—", message(
+    MessageSpec(_T.PING, EITHER, request(_T.PONG, harmless=True, session=NO_SESSION), message()),
+    MessageSpec(_T.PONG, EITHER, REPLY, message(
         "uptime_ms" / Int32ub * "sender's time since boot, ms (wraps)",
     )),
-    MessageSpec(_T.ACK, EITHER, "—", message()),
-    MessageSpec(_T.NAK, EITHER, "—", message(
+    MessageSpec(_T.ACK, EITHER, REPLY, message()),
+    MessageSpec(_T.NAK, EITHER, REPLY, message(
         "reason" / enum8(NakReason) * "NakReason",
     )),
-    MessageSpec(_T.INFO_REQUEST, HOST, "INFO_REPLY", message()),
-    MessageSpec(_T.INFO_REPLY, TERMINAL, "—", message(
+    MessageSpec(_T.INFO_REQUEST, HOST, request(_T.INFO_REPLY, harmless=True, session=ANY_SESSION), message()),
+    MessageSpec(_T.INFO_REPLY, TERMINAL, REPLY, message(
         "manufacturer" / str8 * "maker (LwM2M 3/0)",
         "model" / str8 * "model (LwM2M 3/1)",
         "serial" / str8 * "serial number (LwM2M 3/2)",
@@ -280,24 +428,25 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
         "activated_at" / Int32ub * "Unix time of activation, 0 when never",
         "clock" / Int32ub * "terminal's clock, Unix time in seconds",
     )),
-    MessageSpec(_T.STATUS_REQUEST, HOST, "STATUS_REPLY", message(COMPONENT)),
-    MessageSpec(_T.STATUS_REPLY, TERMINAL, "—", message(
+    MessageSpec(_T.STATUS_REQUEST, HOST, request(_T.STATUS_REPLY, harmless=True), message(COMPONENT)),
+    MessageSpec(_T.STATUS_REPLY, TERMINAL, REPLY, message(
         COMPONENT,
         "status" / Switch(this.component, STATUS_CASES)
         * "the component's status block (per-component tables below)",
     )),
-    MessageSpec(_T.SELFTEST_START, HOST, "ACK, then SELFTEST_PROGRESS… and SELFTEST_RESULT events", message(
+    MessageSpec(_T.SELFTEST_START, HOST, request(_T.ACK, then="SELFTEST_PROGRESS… and SELFTEST_RESULT events"),
+                message(
         COMPONENT,
         "plan" / enum8(SelfTestPlan) * "SelfTestPlan",
         "interactive" / Flag * "1 when a person is present to answer prompts",
     )),
-    MessageSpec(_T.SELFTEST_PROGRESS, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
+    MessageSpec(_T.SELFTEST_PROGRESS, TERMINAL, EVENT_FRAME, message(
         COMPONENT,
         "percent" / Int8ub * "0-100",
         "step" / Int8ub * "number of the check running, from 1",
         "prompt" / enum8(Prompt) * "what a person should do now (Prompt)",
     )),
-    MessageSpec(_T.SELFTEST_RESULT, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
+    MessageSpec(_T.SELFTEST_RESULT, TERMINAL, EVENT_FRAME, message(
         COMPONENT,
         "plan" / enum8(SelfTestPlan) * "SelfTestPlan that ran",
         "outcome" / enum8(Outcome) * "Outcome",
@@ -309,29 +458,30 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
         )) * "what the test measured",
         "note" / str8 * "short firmware note for the technician (never card data)",
     )),
-    MessageSpec(_T.SELFTEST_ABORT, HOST, "ACK, then SELFTEST_RESULT (aborted)", message(
+    MessageSpec(_T.SELFTEST_ABORT, HOST, request(_T.ACK, then="SELFTEST_RESULT (aborted)"), message(
         "component" / enum8(Component) * "the component, or 0xFF for every running test",
     )),
-    MessageSpec(_T.SELFTEST_CONFIRM, HOST, "ACK", message(
+    MessageSpec(_T.SELFTEST_CONFIRM, HOST, request(_T.ACK), message(
         COMPONENT,
         "accepted" / Flag * "1 when the person confirmed what they saw, 0 when rejected",
     )),
-    MessageSpec(_T.ERROR, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
+    MessageSpec(_T.ERROR, TERMINAL, EVENT_FRAME, message(
         COMPONENT,
         "code" / enum16(FaultCode) * "FaultCode",
         "severity" / enum8(Severity) * "Severity",
         "detail" / str8 * "short firmware text (never card data)",
     )),
-    MessageSpec(_T.EVENT, TERMINAL, "ACK from the host (sent with flag EVENT)", message(
+    MessageSpec(_T.EVENT, TERMINAL, EVENT_FRAME, message(
         "event" / enum8(EventKind) * "EventKind",
         COMPONENT,
         "uptime_ms" / Int32ub * "when, ms since boot",
         "value" / Int32ub * "event-specific value (EventKind table)",
     )),
-    MessageSpec(_T.EVENTLOG_READ, HOST, "EVENTLOG_PAGE", message(
+    MessageSpec(_T.EVENTLOG_READ, HOST, request(_T.EVENTLOG_PAGE, harmless=True, session=ANY_SESSION),
+                message(
         "page" / Int16ub * "page number, from 0",
     )),
-    MessageSpec(_T.EVENTLOG_PAGE, TERMINAL, "—", message(
+    MessageSpec(_T.EVENTLOG_PAGE, TERMINAL, REPLY, message(
         "page" / Int16ub * "page number",
         "pages" / Int16ub * "pages in the log (0 when empty)",
         "entries" / PrefixedArray(Int8ub, Struct(
@@ -339,33 +489,33 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
             COMPONENT,
             "code" / enum16(FaultCode) * "FaultCode",
             "severity" / enum8(Severity) * "Severity",
-        )) * "entries, oldest first (at most 64)",
-    )),
-    MessageSpec(_T.TXLOG_OPEN, HOST, "TXLOG_INFO", message()),
-    MessageSpec(_T.TXLOG_INFO, TERMINAL, "—", message(
+        )) * f"entries, oldest first (at most {EVENTLOG_PAGE_MAX})",
+    ), paging=Paging("entries", EVENTLOG_PAGE_MAX)),
+    MessageSpec(_T.TXLOG_OPEN, HOST, request(_T.TXLOG_INFO), message()),
+    MessageSpec(_T.TXLOG_INFO, TERMINAL, REPLY, message(
         "records" / Int32ub * "records in the log",
         "pages" / Int16ub * "pages to read",
         "records_per_page" / Int8ub * "records on every page but the last",
         "sha256" / Bytes(32) * "SHA-256 of every page's `records` field, as encoded, in page order",
     )),
-    MessageSpec(_T.TXLOG_READ, HOST, "TXLOG_PAGE", message(
+    MessageSpec(_T.TXLOG_READ, HOST, request(_T.TXLOG_PAGE, harmless=True), message(
         "page" / Int16ub * "page number, from 0",
     )),
-    MessageSpec(_T.TXLOG_PAGE, TERMINAL, "—", message(
+    MessageSpec(_T.TXLOG_PAGE, TERMINAL, REPLY, message(
         "page" / Int16ub * "page number",
         "records" / PrefixedArray(Int8ub, TX_RECORD) * "transaction records (table below)",
         "page_crc" / Int32ub * "CRC-32 (ISO-HDLC, as zlib) of the `records` field as encoded",
-    )),
-    MessageSpec(_T.LC_CHALLENGE_REQUEST, HOST, "LC_CHALLENGE", message(
+    ), paging=Paging("records", TXLOG_PAGE_MAX)),
+    MessageSpec(_T.LC_CHALLENGE_REQUEST, HOST, request(_T.LC_CHALLENGE), message(
         "operation" / enum8(LifecycleOp) * "LifecycleOp",
     )),
-    MessageSpec(_T.LC_CHALLENGE, TERMINAL, "—", message(
+    MessageSpec(_T.LC_CHALLENGE, TERMINAL, REPLY, message(
         "operation" / enum8(LifecycleOp) * "LifecycleOp the challenge is for",
         "nonce" / Bytes(16) * "fresh random nonce, valid for one LC_REQUEST",
         "counter" / Int32ub * "last accepted counter; the request must carry a larger one",
         "serial" / str8 * "terminal serial number",
     )),
-    MessageSpec(_T.LC_REQUEST, HOST, "LC_RESULT", message(
+    MessageSpec(_T.LC_REQUEST, HOST, request(_T.LC_RESULT), message(
         "operation" / enum8(LifecycleOp) * "LifecycleOp",
         "counter" / Int32ub * "strictly greater than the challenge's counter",
         "nonce" / Bytes(16) * "the challenge's nonce",
@@ -374,7 +524,7 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
         "reason" / str8 * "unbind, revoke, factory_reset: why (audited)",
         "mac" / Bytes(32) * "HMAC-SHA256, see 'Lifecycle authentication'",
     )),
-    MessageSpec(_T.LC_RESULT, TERMINAL, "—", message(
+    MessageSpec(_T.LC_RESULT, TERMINAL, REPLY, message(
         "operation" / enum8(LifecycleOp) * "LifecycleOp",
         "status" / enum8(LifecycleStatus) * "LifecycleStatus",
         "state" / enum8(LifecycleState) * "state after the request",
@@ -383,7 +533,28 @@ CATALOGUE: dict[MessageType, MessageSpec] = {s.type: s for s in (
     )),
 )}
 
-assert set(CATALOGUE) == set(MessageType), "every MessageType needs a declaration"
+validate_catalogue(CATALOGUE)
+
+#: the requests, and what answers each (NAK may answer any of them)
+REQUESTS: frozenset[MessageType] = frozenset(t for t, s in CATALOGUE.items() if s.is_request)
+ANSWERS: dict[MessageType, frozenset[MessageType]] = {
+    t: frozenset(CATALOGUE[t].rule.replies) for t in CATALOGUE if t in REQUESTS}
+#: requests that change nothing on the terminal: on a noisy line they are asked again as new
+#: requests (docs/protocol.md section 5, "A noisy line")
+SAFE_TO_REPEAT: frozenset[MessageType] = frozenset(t for t in REQUESTS if CATALOGUE[t].rule.harmless)
+#: requests a terminal answers without a session (docs/protocol.md section 6)
+NO_SESSION_NEEDED: frozenset[MessageType] = frozenset(
+    t for t in REQUESTS if CATALOGUE[t].rule.session == NO_SESSION)
+#: requests a terminal never refuses with not_permitted while it has a session
+ANY_SESSION_MAY: frozenset[MessageType] = frozenset(t for t in REQUESTS if CATALOGUE[t].rule.session == ANY_SESSION)
+
+
+def page_capacity(page_type: MessageType, max_payload: int) -> int:
+    """Items one page of the paged answer ``page_type`` holds with ``max_payload``-byte payloads
+    (EVENTLOG_PAGE: at most 64 entries of 8 bytes; TXLOG_PAGE: at most 32 records of 29)."""
+    return CATALOGUE[page_type].page_capacity(max_payload)
+
+
 
 #: payload decoders generated from the declarations (see protocols.pos.compiler)
 DECODERS: dict[int, Decoder] = {
@@ -481,16 +652,31 @@ def jsonable(obj: Any) -> Any:
 
 
 __all__ = [
+    "ANSWERS",
+    "ANY_SESSION",
+    "ANY_SESSION_MAY",
     "CATALOGUE",
     "DECODERS",
     "EITHER",
+    "EVENTLOG_PAGE_MAX",
+    "EVENT_FRAME",
     "HOST",
+    "NO_SESSION",
+    "NO_SESSION_NEEDED",
+    "OWN_SESSION",
+    "REPLY",
+    "REQUESTS",
+    "SAFE_TO_REPEAT",
     "STATUS_BY_COMPONENT",
     "TERMINAL",
+    "TXLOG_PAGE_MAX",
     "TX_RECORD",
+    "AnswerRule",
+    "CatalogueError",
     "Message",
     "MessageSpec",
     "MessageType",
+    "Paging",
     "decode_message",
     "decode_payload",
     "decode_payload_construct",
@@ -499,7 +685,10 @@ __all__ = [
     "encode_payload",
     "flag_names",
     "jsonable",
+    "page_capacity",
+    "request",
     "txlog_page_crc",
+    "validate_catalogue",
 ]
 
 

@@ -19,7 +19,9 @@ from protocols.pos.codes import ALL_ENUMS, CodeEnum, FrameFlag
 from protocols.pos.compiler import pascal_parts, prefixed_array_parts, switch_key, unwrap
 from protocols.pos.framing import FRAME, MAX_PAYLOAD, Frame, decode_frame, encode_frame
 from protocols.pos.messages import (
+    ANY_SESSION,
     CATALOGUE,
+    NO_SESSION,
     STATUS_BY_COMPONENT,
     TX_RECORD,
     MessageType,
@@ -27,6 +29,7 @@ from protocols.pos.messages import (
     encode_message,
     encode_payload,
 )
+from protocols.pos.timing import MIN_PAYLOAD
 
 _FMT_NAMES = {"B": "u8", "H": "u16", "I": "u32", "L": "u32", "Q": "u64",
               "b": "i8", "h": "i16", "i": "i32", "l": "i32", "q": "i64"}
@@ -146,6 +149,26 @@ def render_catalogue() -> str:
     rows = [(f"0x{int(t):02X}", f"[{s.name}](#{s.name.lower()})", s.direction, s.answer,
              _size_text(s.declaration), t.doc) for t, s in CATALOGUE.items()]
     return "\n".join(_table(("type", "message", "direction", "answered by", "payload", "purpose"), rows))
+
+
+def render_requests() -> str:
+    """The host's requests: what answers each, what it needs of the session, whether it is
+    asked again on a noisy line, and how its answer is paged (the catalogue's answer rules)."""
+    session = {NO_SESSION: "not needed (answered before HELLO)", ANY_SESSION: "any session"}
+    rows = []
+    for s in CATALOGUE.values():
+        if not s.is_request:
+            continue
+        paged = ""
+        for r in s.rule.replies:
+            spec = CATALOGUE[r]
+            if spec.paging is not None:
+                paged = (f"`{spec.paging.items}`: at most {spec.paging.at_most} a page, "
+                         f"{spec.page_capacity(MIN_PAYLOAD)} at {MIN_PAYLOAD}-byte payloads")
+        rows.append((f"[{s.name}](#{s.name.lower()})", " or ".join(r.name for r in s.rule.replies) + ", or NAK",
+                     session.get(s.rule.session, "needs one"), "yes" if s.rule.harmless else "no",
+                     paged or "—"))
+    return "\n".join(_table(("request", "answered by", "session", "asked again on a noisy line", "paging"), rows))
 
 
 def _nested(st: Struct) -> list[tuple[str, Struct]]:
@@ -277,6 +300,7 @@ SECTIONS = {
     "limits": render_limits,
     "frame": render_frame,
     "catalogue": render_catalogue,
+    "requests": render_requests,
     "messages": render_messages,
     "codes": render_codes,
     "examples": render_examples,
@@ -308,6 +332,8 @@ def catalogue_json() -> dict[str, Any]:
         "max_payload": MAX_PAYLOAD,
         "messages": [
             {"type": int(t), "name": s.name, "direction": s.direction, "answer": s.answer,
+             "kind": s.rule.kind, "replies": [r.name for r in s.rule.replies], "harmless": s.rule.harmless,
+             "session": s.rule.session if s.is_request else None,
              "doc": t.doc, "size": fixed_size(s.declaration), "fields": fields(s.declaration)}
             for t, s in CATALOGUE.items()
         ],

@@ -12,6 +12,8 @@ A byte on the line is ten bits (8N1: start, eight data bits, stop), so ``n`` byt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from protocols.pos.framing import MAX_PAYLOAD, OVERHEAD
 
 #: the smallest maximum payload a session may negotiate (docs/protocol.md section 6)
@@ -110,6 +112,66 @@ def selftest_lost_after(baud: int, max_payload: int = MAX_PAYLOAD, *, base: floa
             + send_schedule(baud, max_payload, base=base, retransmits=retransmits))
 
 
+@dataclass(frozen=True)
+class Timers:
+    """The protocol's timers for one line: the formulas above, for ``baud`` and the negotiated
+    ``max_payload`` (the protocol's maximum until HELLO has answered).  The fixed parts default
+    to the spec's values; tests may shorten them, and every derived timer follows."""
+
+    baud: int = DEFAULT_BAUD
+    #: the negotiated maximum payload (the protocol's maximum until HELLO has answered)
+    max_payload: int = MAX_PAYLOAD
+    #: the floor of the inter-byte timeout (at slow rates it is longer: a few byte times)
+    inter_byte: float = INTER_BYTE_FLOOR
+    response_base: float = RESPONSE_BASE
+    retransmits: int = RETRANSMITS
+    busy_backoff: float = BUSY_BACKOFF
+    keepalive_idle: float = KEEPALIVE_IDLE
+    progress_interval: float = PROGRESS_INTERVAL
+
+    def line_time(self, nbytes: int) -> float:
+        """Seconds ``nbytes`` take on the line at 10 bits a byte (8N1)."""
+        return line_time(nbytes, self.baud)
+
+    @property
+    def max_frame(self) -> int:
+        """Bytes of the largest frame either side may send now."""
+        return max_frame(self.max_payload)
+
+    @property
+    def inter_byte_timeout(self) -> float:
+        """T_ib: silence inside a frame after which its partial bytes are dropped."""
+        return inter_byte_timeout(self.baud, floor=self.inter_byte)
+
+    @property
+    def response_timeout(self) -> float:
+        """T_resp: the fixed base plus a maximal frame's line time each way."""
+        return response_timeout(self.baud, self.max_payload, base=self.response_base)
+
+    @property
+    def worst_case(self) -> float:
+        """T_sched: how long a request can take before it fails, every send timing out."""
+        return send_schedule(self.baud, self.max_payload, base=self.response_base, retransmits=self.retransmits)
+
+    @property
+    def request_budget(self) -> float:
+        """The least overall time to give one request: T_sched and the waits for answers still
+        arriving at each deadline (a caller's --timeout is never set below it)."""
+        return request_budget(self.baud, self.max_payload, base=self.response_base, retransmits=self.retransmits)
+
+    @property
+    def selftest_lost_after(self) -> float:
+        """T_lost: silence from a running self-test after which it is lost (progress interval,
+        a maximal frame ahead of the report, and the terminal's whole retransmit schedule)."""
+        return selftest_lost_after(self.baud, self.max_payload, base=self.response_base,
+                                   retransmits=self.retransmits, progress=self.progress_interval)
+
+    @property
+    def session_timeout(self) -> float:
+        """T_session: the terminal's silence limit before it closes the session."""
+        return session_timeout(self.baud, self.max_payload)
+
+
 __all__ = [
     "BITS_PER_BYTE",
     "BUSY_BACKOFF",
@@ -124,6 +186,7 @@ __all__ = [
     "RESPONSE_BASE",
     "RETRANSMITS",
     "SESSION_TIMEOUT",
+    "Timers",
     "inter_byte_timeout",
     "line_time",
     "max_frame",

@@ -162,11 +162,11 @@ def test_unplug_fails_the_waiting_request_promptly(peer: PtyPeer, pool: ThreadPo
     try:
         fut = info_request(pool, link)
         peer.expect_message(MessageType.INFO_REQUEST)
-        t0 = time.monotonic()
         peer.unplug()
         with pytest.raises(DeviceDisconnected, match="disconnected"):
-            fut.result(timeout=FAST.response_timeout + 0.5)
-        assert time.monotonic() - t0 < FAST.response_timeout + 0.5
+            fut.result(timeout=10)
+        # promptly: the broken port ended the wait, not the request's own answer time
+        assert link.stats.timeouts == 0
         assert isinstance(link.error, DeviceDisconnected) and len(downs) == 1
         with pytest.raises(DeviceDisconnected):
             link.request(MessageType.INFO_REQUEST)

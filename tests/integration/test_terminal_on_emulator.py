@@ -7,14 +7,13 @@ import base64
 import hashlib
 import json
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from drivers.errors import DriverError, RequestRefused, ResponseTimeout, SelfTestLost
+from drivers.errors import DeadlinePassed, DriverError, RequestRefused, ResponseTimeout, SelfTestLost
 from drivers.terminal import SelfTestProgress, SelfTestResult, Terminal
 from pos_sim.emulator import EmulatorServer, load_scenario, scenario_names
 from tests.integration.conftest import SPEED, TIMINGS, Opener
@@ -147,11 +146,11 @@ def test_flaky_link_every_request_completes_or_fails_typed(emulated: Opener) -> 
 
 def test_firmware_crash_is_a_timeout_within_its_bound(emulated: Opener) -> None:
     _, term = emulated("firmware-crash")
-    t0 = time.monotonic()
-    with pytest.raises((SelfTestLost, ResponseTimeout)):
+    with pytest.raises((SelfTestLost, ResponseTimeout)) as caught:
         term.run_self_test("printer", timeout=60)
-    # lost after 3 s without progress; one progress interval (1 s) of slack for the last report
-    assert time.monotonic() - t0 < term.lost_after + 1.0 + 1.0
+    # within its bound: the lost rule (T_lost without progress, proven on a fake clock and by
+    # tests/drivers/test_noisy_line.py) ended the wait, not the overall 60 s limit
+    assert not isinstance(caught.value, DeadlinePassed), caught.value
     with pytest.raises(ResponseTimeout):
         term.info()
 

@@ -50,7 +50,6 @@ def test_unplug_at_every_byte_offset() -> None:
     assert [r.outcome for r in reference] == ["passed"] * len(COMPONENTS)
     assert total > 100
 
-    bound = TIMINGS.response_timeout + 0.5 + TIMINGS.line_time(total)
     cut_mid_exchange = 0
     for k in range(total):
         with EmulatorServer(SCENARIO, speed=float("inf")) as server:
@@ -59,12 +58,12 @@ def test_unplug_at_every_byte_offset() -> None:
                 before, host_in, host_out0 = server.stats, term.link.stats.bytes_in, term.link.stats.bytes_out
                 server.unplug_after_bytes(k) if k else server.unplug()
                 done: list[SelfTestResult] = []
-                t0 = time.monotonic()
                 try:
                     exchange(term, done)
                 except DeviceDisconnected:
                     cut_mid_exchange += 1
-                    assert time.monotonic() - t0 <= bound, f"cut at byte {k}: noticed too late"
+                    # noticed by the broken port, not by a request running out of time
+                    assert term.link.stats.timeouts == 0, f"cut at byte {k}: noticed too late"
                     assert isinstance(term.link.error, DeviceDisconnected)
                 else:
                     # the cut fell after the terminal's last byte, on the host's closing ACKs
