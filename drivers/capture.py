@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from drivers import masking
-from drivers.errors import DriverError
+from drivers.errors import EXIT_USAGE, DriverError
 from drivers.masking import PAN_KEEP_FIRST, PAN_KEEP_LAST
 from protocols.pos import Frame, FrameDeframer, MessageType, ProtocolError, decode_message, encode_frame, timing
 from protocols.pos.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, OVERHEAD, SYNC, TRAILER, TRAILER_SIZE, crc16
@@ -64,7 +64,7 @@ _HEADER_LINE = re.compile(r"^# ([a-z_]+): (.*)$")
 class CaptureError(DriverError):
     """A capture file cannot be read or written (not a capture, a bad line, disk full)."""
 
-    exit_code = 1
+    exit_code = EXIT_USAGE
 
 
 def tool_version() -> str:

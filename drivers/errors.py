@@ -9,6 +9,9 @@ whatever the operating system said.
 
 from __future__ import annotations
 
+# drivers/ cannot import the application: these are copies of pos_sim/exitcodes.py's USAGE, PORT
+# and COMMUNICATION, held equal to them by a test (protocols/pos/errors.py keeps COMMUNICATION too)
+EXIT_USAGE = 1
 EXIT_OPEN = 2
 EXIT_COMMUNICATION = 4
 
@@ -81,7 +84,7 @@ class RequestTooLarge(DriverError):
     The caller's arguments are too long for this terminal (exit status 1, like any argument
     the host refuses before sending)."""
 
-    exit_code = 1
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str, size: int, limit: int) -> None:
         super().__init__(message)

@@ -54,6 +54,7 @@ from protocols.pos.session import (
     NOISY_REPEATS,
     UPTIME_MODULUS,
     Answered,
+    FrameReceived,
     Handle,
     HostSession,
     LinkDown,
@@ -230,7 +231,7 @@ class Link:
         self.name = name or getattr(port, "portstr", None) or str(getattr(port, "port", "port"))
         self._timings = timings or LinkTimings()
         self.session = HostSession(self._timings, seq=random.randrange(0x10000), now=time.monotonic(),
-                                   name=self.name)
+                                   name=self.name, report_frames=True)
         self._lock = threading.Lock()            # guards the machine, _waiters and _error
         self._request_lock = threading.Lock()    # one caller's request outstanding (stop-and-wait)
         self._waiters: dict[int, _Waiter] = {}
@@ -393,7 +394,10 @@ class Link:
 
     def _dispatch(self, events: list[SessionEvent]) -> None:
         for ev in events:
-            if isinstance(ev, Answered):
+            if isinstance(ev, FrameReceived):
+                if self.on_frame is not None:
+                    self.on_frame("in", mask_frame(ev.frame))
+            elif isinstance(ev, Answered):
                 # nothing above the driver sees card data; the raw frame is kept for page CRCs
                 self._complete(ev.handle, reply=(ev.frame, mask_message(ev.message)))
             elif isinstance(ev, Refused):

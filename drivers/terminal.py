@@ -12,9 +12,7 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +31,7 @@ from drivers.errors import (
     SessionLost,
     TransferError,
 )
+from drivers.files import FileWriteError, write_atomically
 from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, Link, LinkTimings
 from drivers.masking import mask_fields
 from drivers.transport import open_port
@@ -765,19 +764,14 @@ def _masked(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """The backup file, whole or not at all (mode 600: it is a merchant's transactions)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
         raise TransferError(f"cannot write in {path.parent}: {exc.strerror or exc}") from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomically(path, text, mode=0o600)
+    except FileWriteError as exc:
         raise TransferError(f"cannot save the backup to {path}: {exc.strerror or exc}") from exc
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pos_sim import exitcodes
+
 
 class UsageError(Exception):
     """The command line is wrong (exit status 1); the message is the one line to print."""
 
-    exit_code = 1
+    exit_code = exitcodes.USAGE

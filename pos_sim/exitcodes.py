@@ -14,8 +14,11 @@ each, whatever the command:
 * an **interrupt** (Ctrl-C, or EOF at a prompt) is :data:`INTERRUPTED`, 130, the shell's own
   128 + SIGINT, never combined with another bit.
 
-``drivers/`` cannot import the application, so :mod:`drivers.errors` keeps its own copies of
-:data:`PORT` and :data:`COMMUNICATION`; a test holds them equal to these.
+This module is the only place the numbers are written.  ``drivers/`` and ``protocols/`` cannot
+import the application, so :mod:`drivers.errors` and :mod:`protocols.pos.errors` keep copies of
+the few they use, the emulator (which stands on the protocol alone) raises errors the ``emulate``
+command maps to these, and docs/cli.md's table and the report schema's bound are checked against
+this module by the tests.  :func:`summary` is the line ``pos-sim --help`` ends with.
 """
 
 from __future__ import annotations
@@ -61,3 +64,13 @@ DIAG_BITS: Final = {
     LOCKED: "the terminal is locked (tamper)",
     EVENT_LOG: "the terminal's event log holds errors",
 }
+
+#: the largest status ``pos-sim diag`` can give: every diagnostic bit at once
+DIAG_MAX: Final = sum(DIAG_BITS)
+
+
+def summary() -> str:
+    """The exit statuses in one sentence, for ``--help``."""
+    bits = ", ".join(f"{bit} {meaning}" for bit, meaning in DIAG_BITS.items())
+    return (f"Exit status is a bitmask: {bits}; {REGISTRY} the registry failed, {INTERRUPTED} interrupted "
+            f"(not found and refused are {NOT_FOUND}; every command's, in docs/cli.md).")

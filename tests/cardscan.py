@@ -1,7 +1,7 @@
 """A scan of files for card data: full card numbers (PANs) and magnetic-track data.
 
 The suite runs it over everything it wrote (``tests/conftest.py``, at the end of the session):
-PCI DSS says a full PAN is never stored, and DESIGN.md says captures mask card numbers before
+PCI DSS says a full PAN is never stored, and drivers/masking.py masks card numbers before
 they are written, so no log, capture, report or database a test leaves behind may hold one.
 A finding names the file, the kind and where; the number itself is only ever shown masked to
 its first six and last four digits (``411111…1111``), and a track-1 name is never shown.

@@ -48,7 +48,7 @@ def no_thread_left_behind() -> Iterator[None]:
     assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
-# -- no card data in anything the suite wrote (issue 7) -------------------------------------
+# -- no card data in anything the suite wrote --------------------------------------------
 
 #: what the card-data scan reads at the end of the session (tests.cardscan)
 _CARD_SCAN_ROOTS = pytest.StashKey[list[Path]]()

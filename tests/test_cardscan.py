@@ -1,4 +1,4 @@
-"""The card-data scan the suite runs on its own output (tests/cardscan.py, issue 7).
+"""The card-data scan the suite runs on its own output (tests/cardscan.py).
 
 Every file a test here plants card data in lives in a directory that the ``planted`` fixture
 removes afterwards: the session-end scan reads the whole base temporary directory, and would

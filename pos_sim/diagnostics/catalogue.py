@@ -7,6 +7,10 @@ and returns a :class:`Catalogue` of frozen dataclasses. A file that is incomplet
 misspelt is refused with a :class:`CatalogueError` naming the file and the entry, at load time
 rather than when a technician happens to meet the broken entry.
 
+The other texts people read (the TUI's chrome, the words only a report uses) are phrase books in
+the same format, ``[labels.<group>]`` tables of ``key = { zh-CN = "...", en = "..." }`` beside the
+code that shows them; :func:`load_phrases` reads and checks them with the same rules.
+
 Two languages: ``"zh-CN"`` and ``"en"``. Every function that takes a language also accepts the
 spellings people and locales use (``zh``, ``zh_CN``, ``en_US.UTF-8``) and normalises them with
 :func:`normalize_language`; :func:`default_language` picks one from the environment's locale.
@@ -40,6 +44,7 @@ from protocols.pos.codes import (
 __all__ = [
     "LANGUAGES",
     "OVERALL_VERDICTS",
+    "PHRASES_SCHEMA",
     "VERDICTS",
     "Catalogue",
     "CatalogueError",
@@ -47,9 +52,11 @@ __all__ = [
     "FaultEntry",
     "FaultText",
     "Language",
+    "Phrases",
     "UnknownLanguage",
     "default_language",
     "load_catalogue",
+    "load_phrases",
     "normalize_language",
 ]
 
@@ -560,23 +567,45 @@ class _Checker:
             items = self.table(groups[group], f"labels.{group}")
             required = frozenset() if group in _PARTIAL_GROUPS else frozenset(wanted)
             self.exact_keys(items, f"labels.{group}", frozenset(wanted), required)
-            out[group] = {}
-            for key, value in items.items():
-                where = f"labels.{group}.{key}"
-                pair = self.table(value, where)
-                self.exact_keys(pair, where, frozenset(LANGUAGES))
-                out[group][key] = {lang: self.text(pair[lang], f"{where}.{lang}") for lang in LANGUAGES}
+            out[group] = self.label_group(items, f"labels.{group}")
         return out
 
+    def label_group(self, items: Mapping[str, Any], where: str) -> dict[str, dict[Language, str]]:
+        """One ``[labels.<group>]`` table: every key a table of exactly the languages, none empty."""
+        out: dict[str, dict[Language, str]] = {}
+        for key, value in items.items():
+            pair = self.table(value, f"{where}.{key}")
+            self.exact_keys(pair, f"{where}.{key}", frozenset(LANGUAGES))
+            out[key] = {lang: self.text(pair[lang], f"{where}.{key}.{lang}") for lang in LANGUAGES}
+        return out
 
-def _parse(raw: bytes, source: str) -> Catalogue:
+    def phrases(self, data: Mapping[str, Any]) -> Phrases:
+        self.exact_keys(data, "top level", frozenset({"schema", "labels"}))
+        if data["schema"] != PHRASES_SCHEMA:
+            raise self.fail("schema", f"this version reads schema {PHRASES_SCHEMA}, not {data['schema']!r}")
+        groups = self.table(data["labels"], "labels")
+        if not groups:
+            raise self.fail("labels", "holds no group")
+        out = {}
+        for group, items in groups.items():
+            table = self.table(items, f"labels.{group}")
+            if not table:
+                raise self.fail(f"labels.{group}", "holds no phrase")
+            out[group] = self.label_group(table, f"labels.{group}")
+        return Phrases(self.source, out)
+
+
+def _toml(raw: bytes, source: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CatalogueError(f"{source}: not UTF-8 text ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{source}: not valid TOML: {exc}") from exc
-    return _Checker(source).catalogue(data)
+
+
+def _parse(raw: bytes, source: str) -> Catalogue:
+    return _Checker(source).catalogue(_toml(raw, source))
 
 
 @functools.lru_cache(maxsize=1)
@@ -603,3 +632,76 @@ def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
     except OSError as exc:
         raise CatalogueError(f"{file}: cannot read the fault catalogue ({exc.strerror or exc})") from exc
     return _parse(raw, str(file))
+
+
+# --------------------------------------------------------------------------------------------
+# phrase books: the same [labels.*] format for the TUI's and the reports' own words
+# --------------------------------------------------------------------------------------------
+
+#: the schema a phrase book declares (``schema = 1`` at its top)
+PHRASES_SCHEMA: Final = 1
+
+
+class Phrases:
+    """A phrase book: groups of ``key -> {zh-CN, en}``, in the data file's order.
+
+    Build it with :func:`load_phrases`; it is immutable and safe to share between threads.
+    """
+
+    def __init__(self, source: str, groups: Mapping[str, Mapping[str, Mapping[Language, str]]]) -> None:
+        self._source = source
+        self._groups = MappingProxyType(
+            {g: MappingProxyType({k: MappingProxyType(dict(v)) for k, v in items.items()})
+             for g, items in groups.items()})
+
+    @property
+    def source(self) -> str:
+        """Where the phrases were read from."""
+        return self._source
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The groups, in the file's order."""
+        return tuple(self._groups)
+
+    def pairs(self, group: str) -> Mapping[str, Mapping[Language, str]]:
+        """Every phrase of ``group``: key -> {language: text}, in the file's order."""
+        try:
+            return self._groups[group]
+        except KeyError:
+            raise KeyError(f"{self._source}: no group {group!r}; groups: {', '.join(self._groups)}") from None
+
+    def text(self, group: str, key: str, lang: str, **values: object) -> str:
+        """The phrase ``key`` of ``group`` in ``lang`` (any spelling :func:`normalize_language`
+        takes), with its ``{name}`` fields filled in from ``values``."""
+        items = self.pairs(group)
+        if key not in items:
+            raise KeyError(f"{self._source}: no phrase {key!r} in group {group!r}")
+        text = items[key][normalize_language(lang)]
+        return text.format(**values) if values else text
+
+
+@functools.cache
+def _packaged_phrases(package: str, name: str) -> Phrases:
+    resource = resources.files(package).joinpath(name)
+    try:
+        raw = resource.read_bytes()
+    except OSError as exc:
+        raise CatalogueError(f"{resource}: cannot read the phrases ({exc})") from exc
+    return _Checker(str(resource)).phrases(_toml(raw, str(resource)))
+
+
+def load_phrases(package: str, name: str, path: str | os.PathLike[str] | None = None) -> Phrases:
+    """The phrase book ``name`` of ``package`` (read once, then cached), or the file at ``path``.
+
+    Raises :class:`CatalogueError` naming the file and the entry when a phrase lacks a language,
+    has an empty text or a field that is not a language, or the file is not a phrase book.
+    """
+    if path is None:
+        return _packaged_phrases(package, name)
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise CatalogueError(f"{file}: cannot read the phrases ({exc.strerror or exc})") from exc
+    return _Checker(str(file)).phrases(_toml(raw, str(file)))

@@ -33,14 +33,15 @@ from drivers.errors import (
     SessionLost,
 )
 from drivers.terminal import DeviceInfo, SelfTestProgress, SelfTestResult
-from pos_sim import __version__
+from pos_sim import __version__, exitcodes
 from pos_sim.diagnostics.catalogue import Catalogue, FaultEntry, load_catalogue, normalize_language
 
 SCHEMA_VERSION = 1
 
-#: exit-status bits (docs/diagnostics.md, smartctl's model)
-EXIT_USAGE, EXIT_OPEN, EXIT_COMMUNICATION = 1, 2, 4
-EXIT_FAILED, EXIT_WARNING, EXIT_LOCKED, EXIT_EVENT_LOG = 8, 16, 32, 64
+#: exit-status bits (docs/diagnostics.md, smartctl's model), from the one table
+EXIT_USAGE, EXIT_OPEN, EXIT_COMMUNICATION = exitcodes.USAGE, exitcodes.PORT, exitcodes.COMMUNICATION
+EXIT_FAILED, EXIT_WARNING = exitcodes.FAILED, exitcodes.WARNING
+EXIT_LOCKED, EXIT_EVENT_LOG = exitcodes.LOCKED, exitcodes.EVENT_LOG
 
 #: components whose full test may ask a person for something, so they run one at a time
 INTERACTIVE = ("screen", "keypad", "magstripe", "chip", "contactless", "printer", "scanner")

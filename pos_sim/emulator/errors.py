@@ -1,20 +1,15 @@
 """The emulator's exception family: one base, a few precise subclasses.
 
-Each class carries the exit status the ``emulate`` command uses for it (docs/emulator.md): a
-scenario or state file that cannot be used is a bad command line (1), a line that cannot be
-opened is a port failure (2).
+The ``emulate`` command turns each into its exit status (docs/emulator.md): a scenario or
+state file that cannot be used is a bad command line, a line that cannot be opened is a port
+failure.  The emulator imports nothing of the application, so the numbers live there.
 """
 
 from __future__ import annotations
 
-from pos_sim import exitcodes
-
 
 class EmulatorError(Exception):
     """Base of every error the emulator raises on purpose."""
-
-    #: exit status of ``pos-sim emulate`` when this error stops it
-    exit_code = exitcodes.USAGE
 
 
 class ScenarioError(EmulatorError):
@@ -27,5 +22,3 @@ class StateFileError(EmulatorError):
 
 class LineError(EmulatorError):
     """The line (pty, TCP port, descriptor) could not be opened or is already served."""
-
-    exit_code = exitcodes.PORT

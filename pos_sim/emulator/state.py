@@ -1,6 +1,6 @@
 """What an emulated terminal remembers across restarts, and the file that holds it.
 
-The state file is JSON (docs/emulator.md, "The state file"), written atomically: a temporary
+The state file is JSON (docs/emulator.md, "The state file"), written atomically (drivers/files.py): a temporary
 file in the same directory, flushed and fsync'ed, then ``os.replace`` over the old one and the
 directory fsync'ed, so a kill at any moment leaves either the old or the new state, never half.
 It holds the lifecycle (state, merchant, counter), the event log, the transaction log, the
@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivers.files import write_atomically
 from pos_sim.emulator.errors import StateFileError
 from pos_sim.emulator.scenario import Scenario
 from protocols.pos.codes import (
@@ -245,20 +245,5 @@ class StateStore:
         self.saves += 1
         if self.path is None:
             return
-        directory = self.path.parent
         text = json.dumps(state.to_json(), indent=1, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            # never leave a half-written temporary file behind (gone already after the replace)
-            Path(tmp).unlink(missing_ok=True)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, text, mode=0o600)

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from drivers.files import FileWriteError, write_atomically
 from pos_sim.diagnostics.catalogue import Catalogue
 from pos_sim.diagnostics.engine import DiagnosticReport
 from pos_sim.reports.html_report import render_html
@@ -157,32 +158,8 @@ def _write_error(target: Path, exc: OSError) -> ReportWriteError:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
-    directory = target.parent
+    """The report, whole or not at all; an existing report keeps its permission bits."""
     try:
-        mode = target.stat().st_mode & 0o7777
-    except OSError:
-        mode = 0o644
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
+        write_atomically(target, data)
+    except FileWriteError as exc:
         raise _write_error(target, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise _write_error(target, exc) from exc
-        raise
-    # the rename itself is durable once the directory is on disk; not every file system allows it
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)

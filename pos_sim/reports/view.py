@@ -4,10 +4,10 @@
 :class:`ReportView` of plain strings in ``report.lang``. The renderers only lay those strings out
 (and escape them), so the two human formats cannot drift apart in content.
 
-Every text comes from the fault catalogue. The few words only a report uses (the title, "date",
-"event log", ...) and the names of lifecycle states are not in the catalogue yet; they live in
-:data:`REPORT_TEXTS` and :data:`LIFECYCLE_TEXTS` until the catalogue has label groups ``report``
-and ``lifecycle``, which then take precedence without a change here.
+Every text comes from the fault catalogue, except the few words only a report uses (the title,
+"date", "event log", ...) and the names of lifecycle states: those are the phrase book
+``text.toml`` beside this module (groups ``report`` and ``lifecycle``), in the catalogue's format
+and read by its loader; :data:`REPORT_TEXTS` and :data:`LIFECYCLE_TEXTS` are its two groups.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from pos_sim import __version__
-from pos_sim.diagnostics.catalogue import Catalogue, Language, load_catalogue, normalize_language
+from pos_sim.diagnostics.catalogue import Catalogue, Language, Phrases, load_catalogue, load_phrases, normalize_language
 from pos_sim.diagnostics.engine import (
     SCHEMA_VERSION,
     DiagnosticReport,
@@ -34,6 +34,7 @@ from protocols.pos.codes import Severity, TrackCode
 __all__ = [
     "LIFECYCLE_TEXTS",
     "MISSING",
+    "PHRASES",
     "REPORT_TEXTS",
     "VERDICT_SYMBOLS",
     "EventView",
@@ -49,50 +50,14 @@ __all__ = [
 #: what a value the report does not have looks like
 MISSING: Final = "—"
 
-#: Words only a report uses, in both languages. A ``report`` group in the catalogue overrides them.
-REPORT_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
-    "title": {"zh-CN": "POS 终端检测报告", "en": "POS terminal diagnostic report"},
-    "manufacturer": {"zh-CN": "厂商", "en": "Manufacturer"},
-    "lifecycle": {"zh-CN": "终端状态", "en": "Lifecycle state"},
-    "merchant": {"zh-CN": "商户号", "en": "Merchant ID"},
-    "not_bound": {"zh-CN": "未绑定商户", "en": "Not bound to a merchant"},
-    "activated_at": {"zh-CN": "激活时间", "en": "Activated"},
-    "no_device": {"zh-CN": "未能读取终端信息（连接中断）。",
-                  "en": "The terminal's identity could not be read (the connection failed)."},
-    "run": {"zh-CN": "本次检测", "en": "This check"},
-    "date": {"zh-CN": "检测时间", "en": "Date"},
-    "plan": {"zh-CN": "检测方案", "en": "Plan"},
-    "port": {"zh-CN": "连接端口", "en": "Port"},
-    "duration": {"zh-CN": "用时", "en": "Duration"},
-    "seconds": {"zh-CN": "秒", "en": "s"},
-    "results": {"zh-CN": "各部件检测结果", "en": "Result for each part"},
-    "no_results": {"zh-CN": "没有部件完成检测。", "en": "No part was tested."},
-    "nothing_to_do": {"zh-CN": "没有需要处理的问题。", "en": "Nothing needs to be done."},
-    "no_measurements": {"zh-CN": "没有测量值。", "en": "No measurements."},
-    "communication": {"zh-CN": "与终端的通信", "en": "Communication with the terminal"},
-    "communication_ok": {"zh-CN": "通信正常，没有发现问题。", "en": "No communication problems."},
-    "event_log": {"zh-CN": "终端事件日志中的错误", "en": "Errors in the terminal's event log"},
-    "event_log_ok": {"zh-CN": "事件日志中没有错误。", "en": "The event log holds no errors."},
-    "event_log_not_read": {"zh-CN": "事件日志没有读取到，其中是否有错误无法得知。",
-                           "en": "The event log was not read: whether it holds errors is unknown."},
-    "time": {"zh-CN": "时间", "en": "Time"},
-    "value": {"zh-CN": "数值", "en": "Value"},
-    "note": {"zh-CN": "详情", "en": "Details"},
-    "link": {"zh-CN": "连接计数", "en": "Link counters"},
-    "counter": {"zh-CN": "计数项", "en": "Counter"},
-    "made_by": {"zh-CN": "由 pos-sim {version} 生成 · 报告格式版本 {schema}",
-                "en": "Made by pos-sim {version} · report schema {schema}"},
-}
+#: the report's phrase book (pos_sim/reports/text.toml)
+PHRASES: Final[Phrases] = load_phrases(__package__ or "pos_sim.reports", "text.toml")
 
-#: Lifecycle states (protocols.pos.codes.LifecycleState) as people say them. A ``lifecycle`` group in
-#: the catalogue overrides them.
-LIFECYCLE_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = {
-    "unactivated": {"zh-CN": "未激活", "en": "Not activated"},
-    "activated": {"zh-CN": "已激活", "en": "Activated"},
-    "bound": {"zh-CN": "已绑定商户", "en": "Bound to a merchant"},
-    "revoked": {"zh-CN": "已撤销激活", "en": "Activation revoked"},
-    "locked": {"zh-CN": "已锁定（防拆保护已触发）", "en": "Locked (tamper protection tripped)"},
-}
+#: Words only a report uses, in both languages (the phrase book's ``report`` group).
+REPORT_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = PHRASES.pairs("report")
+
+#: Lifecycle states (protocols.pos.codes.LifecycleState) as people say them (group ``lifecycle``).
+LIFECYCLE_TEXTS: Final[Mapping[str, Mapping[Language, str]]] = PHRASES.pairs("lifecycle")
 
 #: a symbol for each verdict, so that it reads without colour (component and overall verdicts)
 VERDICT_SYMBOLS: Final[Mapping[str, str]] = {
@@ -239,19 +204,13 @@ class _Words:
             return key
 
     def report(self, key: str) -> str:
-        """A word only reports use: from the catalogue's ``report`` group once it has one."""
-        try:
-            return self.catalogue.label("report", key, self.lang)
-        except KeyError:
-            return REPORT_TEXTS[key][self.lang]
+        """A word only reports use (the phrase book's ``report`` group)."""
+        return REPORT_TEXTS[key][self.lang]
 
     def lifecycle(self, state: str) -> str:
         """A lifecycle state as people say it (``unknown(7)`` and the like stay as they are)."""
-        try:
-            return self.catalogue.label("lifecycle", state, self.lang)
-        except KeyError:
-            texts = LIFECYCLE_TEXTS.get(state)
-            return texts[self.lang] if texts else state
+        texts = LIFECYCLE_TEXTS.get(state)
+        return texts[self.lang] if texts else state
 
     def verdict(self, key: str, group: str = "verdict") -> Verdict:
         """A component verdict (group ``verdict``) or the overall one (group ``overall``)."""

@@ -31,15 +31,6 @@ from textual.widgets import Button, DataTable, ProgressBar, Static, TabbedConten
 
 from drivers.errors import DriverError
 from drivers.terminal import DeviceInfo, Terminal
-from pos_sim.keys import KeyFile, KeyFileError
-from pos_sim.lifecycle import (
-    BackupOutcome,
-    BackupRequired,
-    DeviceManager,
-    LifecycleFailed,
-    LifecycleOutcome,
-    PreparedOperation,
-)
 from pos_sim.registry import (
     BackupRecord,
     DeviceRecord,
@@ -49,6 +40,15 @@ from pos_sim.registry import (
     RunRecord,
     TicketRecord,
     UnknownDevice,
+)
+from pos_sim.services.keys import KeyFile, KeyFileError
+from pos_sim.services.lifecycle import (
+    BackupOutcome,
+    BackupRequired,
+    DeviceManager,
+    LifecycleFailed,
+    LifecycleOutcome,
+    PreparedOperation,
 )
 from pos_sim.tui.lifecycle_dialogs import (
     DESTRUCTIVE,

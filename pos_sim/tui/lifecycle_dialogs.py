@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from pos_sim.lifecycle import PreparedOperation
+from pos_sim.services.lifecycle import PreparedOperation
 from pos_sim.tui.text import ui_text
 
 #: the operations that cannot be undone: the serial number must be typed to confirm them

@@ -122,7 +122,7 @@ def status_summary(component: str, status: dict[str, Any], lang: str) -> list[st
         ip = _ipv4(s.get("ipv4"))
         parts.append(ip if ip and ip != "0.0.0.0" else t("st_no_ip"))
     elif component == "printer" and s.get("protocol") == "escpos":
-        # a receipt printer's own status (pos_sim.status_cmd.escpos_block): decoded flags by byte
+        # a receipt printer's own status (pos_sim.cli.status.escpos_block): decoded flags by byte
         flags = s.get("flags", {})
         roll, gsr, cause = flags.get("roll_paper", {}), flags.get("paper_sensor") or {}, flags.get("offline_cause", {})
         end = roll.get("paper_end") or gsr.get("paper_end") or cause.get("paper_end_stop")

@@ -159,6 +159,14 @@ class DuplicateEvent:
 
 
 @dataclass(frozen=True)
+class FrameReceived:
+    """A whole frame arrived from the terminal, before the rules act on it (for a frame log or a
+    tap): every frame the deframer yields gives one, first among the events it causes."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True)
 class StaleDropped:
     """An answer whose ``seq`` is not the outstanding request's: counted and dropped."""
 
@@ -190,7 +198,7 @@ class LinkDown:
 
 
 SessionEvent = (Answered | Refused | TimedOut | Violation | TerminalEvent | DuplicateEvent | StaleDropped
-                | KeepAliveSent | SessionGone | LinkDown)
+                | KeepAliveSent | SessionGone | LinkDown | FrameReceived)
 
 
 @dataclass
@@ -282,12 +290,14 @@ class HostSession:
     """The host's session rules over one line; see the module docstring.
 
     ``seq`` is the sequence number before the first request's (the first request carries
-    ``seq + 1``); ``name`` prefixes the texts of the events (the port's name)."""
+    ``seq + 1``); ``name`` prefixes the texts of the events (the port's name); with
+    ``report_frames`` every frame from the terminal is also a :class:`FrameReceived` event."""
 
     def __init__(self, timers: Timers | None = None, *, seq: int = 0, now: float = 0.0,
-                 name: str = "terminal", keepalive: bool = False) -> None:
+                 name: str = "terminal", keepalive: bool = False, report_frames: bool = False) -> None:
         self.timers = timers or Timers()
         self.name = name
+        self.report_frames = report_frames
         #: send keep-alive PINGs on an idle link (on once a session is open)
         self.keepalive = keepalive
         self.stats = SessionStats()
@@ -569,6 +579,8 @@ class HostSession:
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         self.stats.frames_in += 1
+        if self.report_frames:
+            self._events.append(FrameReceived(frame))
         self._last_activity = now
         flags = frame.flags
         if flags & EVENT:
@@ -712,6 +724,7 @@ __all__ = [
     "UPTIME_SLACK_MS",
     "Answered",
     "DuplicateEvent",
+    "FrameReceived",
     "Handle",
     "HostSession",
     "KeepAliveSent",

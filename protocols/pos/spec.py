@@ -2,7 +2,7 @@
 
 ``docs/protocol.md`` holds the prose; every table of messages, fields and codes in it sits
 between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->`` markers and
-is produced here, so the spec cannot drift from the code.  ``python -m pos_sim.specdoc``
+is produced here, so the spec cannot drift from the code.  ``python -m tools.specdoc``
 rewrites those sections; a test fails when they are stale.
 """
 

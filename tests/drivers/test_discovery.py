@@ -37,7 +37,7 @@ from drivers.discovery import (
     list_ports,
     load_known_terminals,
 )
-from pos_sim import ports_cmd
+from pos_sim.cli import ports as ports_cmd
 
 VERIFONE_LINK = "usb-VeriFone_Vx810_12345678-if00"
 FTDI_LINK = "usb-FTDI_FT232R_USB_UART_A10KZX9P-if00-port0"

@@ -82,8 +82,8 @@ def test_status_and_info_show_the_decoded_bits(printer: tuple[EscPosServer, str]
 
 def test_the_tui_printer_tile_shows_a_receipt_printers_status() -> None:
     from drivers.escpos import ReceiptPrinter
+    from pos_sim.cli.status import escpos_block
     from pos_sim.diagnostics.catalogue import load_catalogue
-    from pos_sim.status_cmd import escpos_block
     from pos_sim.tui.model import TileState, tile_lines
 
     with EscPosServer(EscPosPrinter({"cover-open", "paper-near-end"})) as server, \

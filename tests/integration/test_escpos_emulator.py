@@ -92,7 +92,7 @@ def test_print_data_is_kept_and_held_while_offline(tmp_path: Path) -> None:
 
 def test_pos_sim_emulate_device_escpos_on_tcp_with_a_receipt_file(tmp_path: Path) -> None:
     receipt = tmp_path / "r.bin"
-    proc = subprocess.Popen([sys.executable, "-m", "pos_sim.emulator", "--device", "escpos", "--fault",
+    proc = subprocess.Popen([sys.executable, "-m", "pos_sim.cli", "emulate", "--device", "escpos", "--fault",
                              "paper-near-end", "--transport", "tcp", "--receipt", str(receipt)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -115,11 +115,11 @@ def test_pos_sim_emulate_device_escpos_on_tcp_with_a_receipt_file(tmp_path: Path
 
 
 def test_emulate_refuses_terminal_options_for_a_printer() -> None:
-    r = subprocess.run([sys.executable, "-m", "pos_sim.emulator", "--device", "escpos", "--scenario", "dropped"],
+    r = subprocess.run([sys.executable, "-m", "pos_sim.cli", "emulate", "--device", "escpos", "--scenario", "dropped"],
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "--scenario" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "pos_sim.emulator", "--fault", "paper-out"],
+    r = subprocess.run([sys.executable, "-m", "pos_sim.cli", "emulate", "--fault", "paper-out"],
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1 and "--device escpos" in r.stderr
 

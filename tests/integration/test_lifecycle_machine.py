@@ -1,4 +1,4 @@
-"""A hypothesis state machine over the device lifecycle on a real line (issue 7 item 6).
+"""A hypothesis state machine over the device lifecycle on a real line.
 
 Rules: activate, bind, unbind (forced or not, with or without a verified backup), revoke and
 factory reset through :meth:`DeviceManager.run`; a transaction-log backup; losing the backup
@@ -47,9 +47,9 @@ from drivers.errors import DriverError
 from drivers.link import LinkTimings
 from drivers.terminal import Terminal
 from pos_sim.emulator import EmulatorServer, Scenario, load_scenario
-from pos_sim.keys import KeyFile
-from pos_sim.lifecycle import BackupRequired, DeviceManager, LifecycleFailed, LifecycleOutcome
 from pos_sim.registry import Actor, LifecycleOpRecord, Registry, UnknownDevice
+from pos_sim.services.keys import KeyFile
+from pos_sim.services.lifecycle import BackupRequired, DeviceManager, LifecycleFailed, LifecycleOutcome
 
 TIMINGS = LinkTimings(keepalive_idle=3600)
 BAUD = 10_000_000

@@ -1,6 +1,6 @@
 """Tampered and replayed signed lifecycle requests are all refused, and every refusal is audited.
 
-Issue 7 item 6: "10,000 tampered or replayed signed requests (nonce, counter, serial, argument or
+The requirement: "10,000 tampered or replayed signed requests (nonce, counter, serial, argument or
 key altered) all refused and audited".  Each request starts as a genuine one
 (:meth:`DeviceManager.prepare`: INFO, challenge, signature with the terminal's key), then one
 thing is altered (the kinds are in :data:`EXPECTED`) and the result goes out through
@@ -37,10 +37,10 @@ import pytest
 from drivers.link import LinkTimings
 from drivers.terminal import LifecycleChallenge, LifecycleRequest, Terminal
 from pos_sim.emulator import EmulatorServer, load_scenario
-from pos_sim.keys import KeyFile
-from pos_sim.lifecycle import DeviceManager, LifecycleFailed, PreparedOperation
 from pos_sim.ports import register_url_schemes
 from pos_sim.registry import Actor, Registry
+from pos_sim.services.keys import KeyFile
+from pos_sim.services.lifecycle import DeviceManager, LifecycleFailed, PreparedOperation
 from protocols.pos.auth import lifecycle_args, lifecycle_mac
 from protocols.pos.codes import LifecycleOp
 
@@ -149,7 +149,7 @@ class Tamperer:
         assert record is not None, f"{kind}: refused without a registry record ({caught.value})"
         assert record.status == EXPECTED[kind], (kind, record.status, record.message)
         assert record.status in AUTH_REFUSALS
-        assert caught.value.exit_code == 4   # an authentication refusal (pos_sim.lifecycle)
+        assert caught.value.exit_code == 4   # an authentication refusal (pos_sim.services.lifecycle)
         # nothing spent, nothing changed: the result carries the last accepted counter and state
         assert record.counter == before.counter - 1, (kind, record.counter, before.counter)
         assert record.state_after == prepared.device.lifecycle

@@ -26,7 +26,7 @@ import pytest
 
 from pos_sim.emulator import EmulatorServer
 from pos_sim.emulator.scenario import SCENARIO_DIR
-from pos_sim.keys import KeyFile
+from pos_sim.services.keys import KeyFile
 
 RATES = [1200, 2400, 9600, 19200, 38400, 57600, 115200, 230400, 921600]
 RECORDS = 128

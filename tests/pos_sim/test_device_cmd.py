@@ -15,9 +15,9 @@ import pytest
 
 from pos_sim.cli import main
 from pos_sim.emulator import load_scenario
-from pos_sim.keys import KeyFile, KeyFileError, fingerprint
 from pos_sim.registry import Registry
 from pos_sim.registry.guard import contains_card_number
+from pos_sim.services.keys import KeyFile, KeyFileError, fingerprint
 
 
 class Bench:
@@ -290,8 +290,8 @@ def test_port_that_does_not_exist(bench: Bench, capsys: pytest.CaptureFixture[st
 
 def test_request_without_an_answer_is_recorded_unconfirmed(tmp_path: Path) -> None:
     from drivers.terminal import Terminal
-    from pos_sim.lifecycle import DeviceManager, LifecycleFailed
     from pos_sim.ports import register_url_schemes
+    from pos_sim.services.lifecycle import DeviceManager, LifecycleFailed
 
     register_url_schemes()
     b = Bench(tmp_path, "unactivated")
@@ -425,7 +425,7 @@ def test_a_slow_confirmation_gets_a_fresh_challenge(bench: Bench, capsys: pytest
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The terminal's challenge lives 60 s; a request older than CHALLENGE_FRESH is signed again
     rather than sent to be refused as no_challenge."""
-    from pos_sim import lifecycle
+    from pos_sim.services import lifecycle
 
     prepared: list[lifecycle.PreparedOperation] = []
     original = lifecycle.DeviceManager.prepare

@@ -23,8 +23,8 @@ import pytest
 from pos_sim import exitcodes
 from pos_sim.cli import main
 from pos_sim.emulator.scenario import SCENARIO_DIR, load_scenario
-from pos_sim.keys import KeyFile
 from pos_sim.registry import Registry
+from pos_sim.services.keys import KeyFile
 from tests.pos_sim.registry.conftest import device_info
 
 HEALTHY, DROPPED = "SP0000123", load_scenario("dropped").device.serial

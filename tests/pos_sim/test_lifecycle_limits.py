@@ -22,11 +22,11 @@ from drivers.terminal import Terminal
 from pos_sim.cli import main
 from pos_sim.emulator import EmulatorServer
 from pos_sim.emulator.scenario import SCENARIO_DIR, load_scenario
-from pos_sim.keys import KeyFile
-from pos_sim.lifecycle import DeviceManager, LifecycleFailed
 from pos_sim.ports import register_url_schemes
 from pos_sim.registry import Registry
 from pos_sim.registry.errors import UnknownDevice
+from pos_sim.services.keys import KeyFile
+from pos_sim.services.lifecycle import DeviceManager, LifecycleFailed
 
 LIMIT = 128
 SERIAL = "SP0000123"

@@ -500,7 +500,7 @@ def test_bad_arguments_are_exit_1() -> None:
 
 
 def test_the_command_loads_neither_sqlalchemy_nor_textual() -> None:
-    code = ("import sys, pos_sim.status_cmd; "
+    code = ("import sys, pos_sim.cli.status; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'textual')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG, check=True)
     assert r.stdout.strip() == "[]"
@@ -511,7 +511,7 @@ def test_the_command_loads_neither_sqlalchemy_nor_textual() -> None:
 
 def test_component_rows_show_values_outside_the_tables_as_codes() -> None:
     from drivers.terminal import ComponentStatus
-    from pos_sim.status_cmd import component_rows
+    from pos_sim.cli.status import component_rows
 
     # a newer firmware's codes: battery status 9 and power source 3 are in no table of docs/protocol.md
     block = {**POWER, "source": 3, "battery_status": 9}
@@ -522,7 +522,7 @@ def test_component_rows_show_values_outside_the_tables_as_codes() -> None:
 
 def test_component_rows_for_no_status_and_a_short_block() -> None:
     from drivers.terminal import ComponentStatus
-    from pos_sim.status_cmd import component_rows
+    from pos_sim.cli.status import component_rows
 
     assert component_rows(ComponentStatus("printer", None, "refused", "busy"), "zh") == [
         ("", "终端拒绝提供状态（busy）")]

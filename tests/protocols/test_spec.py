@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pos_sim.specdoc import DEFAULT_SPEC, SpecError, regenerate
 from protocols.pos import crc16, decode_frame
 from protocols.pos.codes import ALL_ENUMS
 from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, describe_frame
+from tools.specdoc import DEFAULT_SPEC, SpecError, regenerate
 
 SPEC = DEFAULT_SPEC.read_text(encoding="utf-8")
 EXAMPLE = re.compile(r"### Example \d+: (?P<title>.*?)\n.*?```hex\n(?P<hex>.*?)```.*?```json\n(?P<json>.*?)```",
@@ -26,7 +26,7 @@ def test_spec_file_is_where_the_tool_says() -> None:
 
 
 def test_generated_sections_are_current() -> None:
-    assert regenerate(SPEC) == SPEC, "run: python -m pos_sim.specdoc"
+    assert regenerate(SPEC) == SPEC, "run: python -m tools.specdoc"
 
 
 def test_a_missing_section_is_an_error() -> None:

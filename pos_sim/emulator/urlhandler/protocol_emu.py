@@ -40,7 +40,7 @@ from serial.serialutil import (
 
 from pos_sim.emulator.errors import EmulatorError
 from pos_sim.emulator.server import EmulatorServer
-from pos_sim.wireless_line import NoModemLines
+from pos_sim.emulator.urlhandler.modem_lines import NoModemLines
 
 _OPTIONS = ("speed", "baud", "state", "confirm_timeout", "session_timeout")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, to_bytes
 
+from pos_sim.emulator.urlhandler.modem_lines import NoModemLines
 from pos_sim.replay.player import DEFAULT_MAX_GAP, CapturePlayer
-from pos_sim.wireless_line import NoModemLines
 
 _OPTIONS = ("max_gap", "baud")
 

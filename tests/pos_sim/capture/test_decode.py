@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def cmd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pos_sim.capture_cmd", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pos_sim.cli.capture", *args], capture_output=True, text=True,
                           timeout=60, check=False, cwd=ROOT)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from drivers.capture import Chunk, read_capture
-from pos_sim.capture_cmd import replay_capture
+from pos_sim.cli.capture import replay_capture
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_record_relays_a_diagnosis_and_the_capture_replays(tmp_path: Path, stop: signal.Signals) -> None:
     out = tmp_path / "session.cap.gz"
-    rec = subprocess.Popen([sys.executable, "-m", "pos_sim.capture_cmd", "record", "emu://paper-out?speed=50",
+    rec = subprocess.Popen([sys.executable, "-m", "pos_sim.cli.capture", "record", "emu://paper-out?speed=50",
                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert rec.stdout is not None
@@ -48,7 +48,7 @@ def test_record_relays_a_diagnosis_and_the_capture_replays(tmp_path: Path, stop:
 
 
 def test_record_on_a_missing_port_is_exit_2(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "pos_sim.capture_cmd", "record", "/dev/no-such-tty", "-o",
+    r = subprocess.run([sys.executable, "-m", "pos_sim.cli.capture", "record", "/dev/no-such-tty", "-o",
                         str(tmp_path / "x.cap")], capture_output=True, text=True, timeout=30, check=False, cwd=ROOT)
     assert r.returncode == 2 and "no such port" in r.stderr and not (tmp_path / "x.cap").exists()
 
@@ -66,7 +66,7 @@ def test_record_notices_a_hang_up_and_notes_it(tmp_path: Path) -> None:
     tty.setraw(master)
     tty.setraw(slave)
     out = tmp_path / "hup.cap"
-    rec = subprocess.Popen([sys.executable, "-m", "pos_sim.capture_cmd", "record", os.ttyname(slave), "-o", str(out)],
+    rec = subprocess.Popen([sys.executable, "-m", "pos_sim.cli.capture", "record", os.ttyname(slave), "-o", str(out)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert rec.stdout is not None

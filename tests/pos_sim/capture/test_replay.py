@@ -16,7 +16,7 @@ import serial
 
 from drivers.errors import DeviceDisconnected
 from drivers.terminal import Terminal
-from pos_sim.capture_cmd import replay_capture
+from pos_sim.cli.capture import replay_capture
 from pos_sim.emulator import scenario_names
 from pos_sim.ports import register_url_schemes
 from pos_sim.replay import CapturePlayer, ReplayMismatch
@@ -33,7 +33,7 @@ NO_FIXTURE = {"hostile-texts"}
 RECORDED = [s for s in scenario_names() if s not in NO_FIXTURE]
 
 
-def cmd(*args: str, module: str = "pos_sim.capture_cmd") -> subprocess.CompletedProcess[str]:
+def cmd(*args: str, module: str = "pos_sim.cli.capture") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120,
                           check=False, cwd=ROOT, stdin=subprocess.DEVNULL)
 

@@ -18,7 +18,7 @@ import pytest
 import serial
 
 from pos_sim.cli import _Parser
-from pos_sim.emulator.cli import add_parser
+from pos_sim.cli.emulate import add_parser
 from pos_sim.errors import UsageError
 from tests.pos_sim.emulator.hosts import PortHost, T, hello_fields
 
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @contextmanager
 def emulate(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """``python -m pos_sim.emulator ARGS`` as a child process, killed if the test leaves it running."""
-    proc = subprocess.Popen([sys.executable, "-m", "pos_sim.emulator", *args], cwd=ROOT, text=True,
+    """``python -m pos_sim.cli emulate ARGS`` as a child process, killed if the test leaves it running."""
+    proc = subprocess.Popen([sys.executable, "-m", "pos_sim.cli", "emulate", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         yield proc

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pos_sim.cli.tui import add_parser, run_demo
 from pos_sim.errors import UsageError
 from pos_sim.tui import PosSimApp
 from pos_sim.tui.screens import PickerScreen, discover_entries
-from pos_sim.tui_cmd import add_parser, run_demo
 from tests.pos_sim.tui.conftest import TIMINGS, sync, wait_for
 
 

@@ -12,14 +12,14 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Static
 
 from drivers.link import LinkTimings
 from drivers.terminal import Terminal
+from pos_sim.cli.tui import add_parser
 from pos_sim.diagnostics.engine import DiagnosticsEngine, exit_status, overall_verdict
 from pos_sim.emulator import load_scenario
-from pos_sim.keys import KeyFile
 from pos_sim.registry import Registry
+from pos_sim.services.keys import KeyFile
 from pos_sim.tui import PosSimApp
 from pos_sim.tui.device_screen import DeviceScreen
 from pos_sim.tui.lifecycle_dialogs import BackupForm, LifecycleConfirmScreen, OperationForm
-from pos_sim.tui_cmd import add_parser
 from protocols.pos import MessageType
 from tests.pos_sim.tui.conftest import make_app, sync, wait_for
 

@@ -526,3 +526,26 @@ def test_a_counter_that_wraps_is_not_a_doubt(m: HostSession) -> None:
         assert ping == frame(0x03, b"", m.seq)
         t, up = t + 2.5, up + 2500
     assert m.session_lost is None and m.restarts == 0
+
+
+def test_every_frame_from_the_terminal_is_reported_first_when_asked() -> None:
+    """With report_frames, each deframed frame is a FrameReceived event ahead of what it causes
+    (the TUI's frame log and the capture notes hang on it); without, no such event."""
+    from protocols.pos.session import Answered, FrameReceived
+
+    for report in (True, False):
+        s = HostSession(seq=0, report_frames=report)
+        handle = s.send_request(T.INFO_REQUEST, None, 0.0)
+        s.data_to_send()
+        s.receive_data(info_reply(1), 0.01)
+        events = s.events()
+        kinds = [type(e) for e in events]
+        if report:
+            assert kinds == [FrameReceived, Answered]
+            first = events[0]
+            assert isinstance(first, FrameReceived)
+            assert first.frame.type == T.INFO_REPLY and first.frame.seq == 1
+        else:
+            assert kinds == [Answered]
+        last = events[-1]
+        assert isinstance(last, Answered) and last.handle is handle

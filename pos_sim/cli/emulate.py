@@ -7,7 +7,7 @@ saved, exit status 0.  A scenario or state file that cannot be used is exit stat
 command line), a port that cannot be opened 2, each as one line on stderr.
 
 ``add_parser`` plugs the command into the main ``pos-sim`` parser; :func:`main` runs it on
-its own (``python -m pos_sim.emulator --scenario dropped``).
+its own (``main(["--scenario", "dropped"])``).  The serving code is :mod:`pos_sim.emulator`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from pos_sim import exitcodes
-from pos_sim.emulator.errors import EmulatorError
+from pos_sim.emulator.errors import EmulatorError, LineError
 from pos_sim.emulator.escpos import FAULTS as ESCPOS_FAULTS
 from pos_sim.emulator.scenario import load_scenario, scenario_names
 from pos_sim.emulator.server import EmulatorServer
@@ -30,6 +30,12 @@ from pos_sim.emulator.server import EmulatorServer
 EXIT_USAGE = exitcodes.USAGE
 EXIT_PORT = exitcodes.PORT
 EXIT_BROKEN = exitcodes.COMMUNICATION
+
+
+def exit_status(exc: EmulatorError) -> int:
+    """The exit status for an emulator error: a line that cannot be opened is a port failure,
+    anything else (scenario, state file) a bad command line."""
+    return EXIT_PORT if isinstance(exc, LineError) else EXIT_USAGE
 
 
 def _transport(text: str) -> tuple[str, int]:
@@ -76,8 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
                     "is 'PORT <port>': give that port to any pos-sim command (or to pyserial). "
                     "Stop with Ctrl-C or SIGTERM; the terminal's state is saved.",
         epilog=f"Scenarios: {names}. docs/emulator.md describes each one, the state file and timing. "
-               "Exit status: 0 stopped by a signal, 1 bad command line or scenario or state file, "
-               "2 the port could not be opened.",
+               f"Exit status: {exitcodes.OK} stopped by a signal, {EXIT_USAGE} bad command line or scenario or "
+               f"state file, {EXIT_PORT} the port could not be opened.",
     )
     p.add_argument("--device", choices=("terminal", "escpos"), default="terminal",
                    help="terminal: a POS terminal speaking the pos-sim protocol (default); escpos: an ESC/POS "
@@ -111,7 +117,7 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve the emulator until SIGINT or SIGTERM; return the exit status."""
     if args.device == "escpos":
-        from pos_sim.emulator.escpos_cli import run_escpos
+        from pos_sim.cli.emulate_escpos import run_escpos
 
         return run_escpos(args)
     if args.fault or args.receipt:
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         server = EmulatorServer(scenario, baud=args.baud, speed=args.speed, state_path=args.state)
     except EmulatorError as exc:
         print(f"pos-sim emulate: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_status(exc)
     if args.write_keys:
         written = _write_key(args.write_keys, scenario.device.serial, scenario.lifecycle.key)
         if written:
@@ -145,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         if isinstance(exc, EmulatorError):
             print(f"pos-sim emulate: {exc}", file=sys.stderr)
-            return exc.exit_code
+            return exit_status(exc)
         print(f"pos-sim emulate: cannot open a {kind}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_PORT
     print(f"PORT {port}", flush=True)
@@ -175,7 +181,7 @@ def _write_key(path: str, serial: str, key: bytes) -> str:
     """Add ``serial``'s key to the key file at ``path``; return what went wrong ("" if nothing)."""
     from pathlib import Path
 
-    from pos_sim.keys import KeyFile, KeyFileError
+    from pos_sim.services.keys import KeyFile, KeyFileError
 
     try:
         keys = KeyFile.load(path) if Path(path).expanduser().exists() else KeyFile(Path(path).expanduser(), {})

@@ -23,13 +23,13 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 
+from drivers.files import write_atomically
 from pos_sim import exitcodes
 
 ENV_VAR = "POS_SIM_KEYS"
@@ -119,19 +119,7 @@ class KeyFile:
                  f'format = "{FORMAT}"', f"version = {VERSION}", "", "[keys]"]
         lines += [f'{serial} = "{key.hex()}"' for serial, key in sorted(self.keys.items())]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
-        done = False
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write("\n".join(lines) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            done = True
-        finally:
-            if not done:
-                Path(tmp).unlink(missing_ok=True)
+        write_atomically(self.path, "\n".join(lines) + "\n", mode=0o600)
 
 
 def _check_serial(path: Path, serial: str) -> None:

@@ -1,6 +1,6 @@
 """Keeps docs/protocol.md's generated sections in step with the declarations.
 
-``python -m pos_sim.specdoc`` rewrites every ``<!-- BEGIN GENERATED: name -->`` ...
+``python -m tools.specdoc`` rewrites every ``<!-- BEGIN GENERATED: name -->`` ...
 ``<!-- END GENERATED: name -->`` block from :mod:`protocols.pos.spec`; ``--check`` only reports
 (exit 1) when a block is stale.  The prose around the blocks is never touched.
 """
@@ -8,12 +8,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
+from drivers.files import write_atomically
 from protocols.pos.spec import SECTIONS
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
@@ -43,22 +42,9 @@ def regenerate(text: str) -> str:
     return out
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a crash leaves the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)   # gone already when the replace succeeded
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: regenerate (default) or check the spec's generated sections."""
-    ap = argparse.ArgumentParser(prog="python -m pos_sim.specdoc", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m tools.specdoc", description=__doc__)
     ap.add_argument("path", nargs="?", type=Path, default=DEFAULT_SPEC)
     ap.add_argument("--check", action="store_true", help="report stale sections, change nothing")
     args = ap.parse_args(argv)
@@ -72,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.path}: up to date")
         return 0
     if args.check:
-        print(f"{args.path}: generated sections are stale; run python -m pos_sim.specdoc", file=sys.stderr)
+        print(f"{args.path}: generated sections are stale; run python -m tools.specdoc", file=sys.stderr)
         return 1
     write_atomically(args.path, new)
     print(f"{args.path}: regenerated")

@@ -451,7 +451,7 @@ def _write_junit(path: Path, cases: list[tuple[ReplayOutcome, str, str]]) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pos_sim.capture_cmd record|decode|replay ...`` (the same as ``pos-sim ...``)."""
+    """``python -m pos_sim.cli.capture record|decode|replay ...`` (the same as ``pos-sim ...``)."""
     from pos_sim.cli import _Parser
 
     parser = _Parser(prog="pos-sim", description="captures: record, decode, replay")

@@ -23,13 +23,13 @@ from typing import Any, TextIO
 from drivers.errors import DriverError
 from drivers.terminal import Terminal
 from pos_sim import exitcodes
-from pos_sim.info_cmd import DEFAULT_TIMEOUT, _positive
-from pos_sim.keys import ENV_VAR as KEYS_ENV
-from pos_sim.keys import KeyFile, KeyFileError
-from pos_sim.lifecycle import OPERATIONS, BackupNotRecorded, DeviceManager, LifecycleFailed
+from pos_sim.cli.info import DEFAULT_TIMEOUT, _positive
+from pos_sim.cli.registry import add_db_option
 from pos_sim.ports import add_baud_option, register_url_schemes
 from pos_sim.registry import Registry, RegistryError
-from pos_sim.registry_cmd import add_db_option
+from pos_sim.services.keys import ENV_VAR as KEYS_ENV
+from pos_sim.services.keys import KeyFile, KeyFileError
+from pos_sim.services.lifecycle import OPERATIONS, BackupNotRecorded, DeviceManager, LifecycleFailed
 
 SCHEMA_VERSION = 1
 DESTRUCTIVE = ("unbind", "revoke", "reset")

@@ -70,7 +70,7 @@ def add_parser(sub: Any) -> None:
                    help="record every byte of the session to FILE (FILE.gz compressed); see docs/capture-format.md")
     p.add_argument("--no-record", action="store_true", help="do not record the run in the registry")
     add_baud_option(p)
-    from pos_sim.registry_cmd import add_db_option
+    from pos_sim.cli.registry import add_db_option
 
     add_db_option(p)
     p.set_defaults(func=run)
@@ -80,7 +80,7 @@ def add_parser(sub: Any) -> None:
 YES = frozenset({"y", "yes", "是"})
 NO = frozenset({"n", "no", "否"})
 #: the exit status of a run the technician ended at a prompt (128 + SIGINT, as a shell reports it)
-EXIT_ABORTED = 130
+EXIT_ABORTED = exitcodes.INTERRUPTED
 
 
 class ConsolePrompter:

@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Any
 
+from pos_sim.cli.registry import add_db_option
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option
-from pos_sim.registry_cmd import add_db_option
 
 DEMO_SCENARIO = "dropped"
 DEMO_SPEED = 5.0
@@ -110,7 +110,7 @@ def run_demo(args: argparse.Namespace, *, tty: bool | None = None) -> int:
         if tty is None:
             tty = sys.stdout.isatty()
         if not tty:
-            from pos_sim import diag_cmd
+            from pos_sim.cli import diag as diag_cmd
 
             return diag_cmd.run(argparse.Namespace(
                 port=path, plan="full", tests=None, json=False, report=None, lang=lang, non_interactive=True,

@@ -32,7 +32,14 @@ from drivers.errors import EXIT_COMMUNICATION, DriverError
 from drivers.escpos import ReceiptPrinter
 from drivers.terminal import ComponentStatus, DeviceInfo, HelloInfo, Terminal
 from pos_sim import __version__
-from pos_sim.diagnostics.catalogue import Catalogue, Language, default_language, load_catalogue, normalize_language
+from pos_sim.diagnostics.catalogue import (
+    Catalogue,
+    Language,
+    default_language,
+    load_catalogue,
+    load_phrases,
+    normalize_language,
+)
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
 from protocols.pos.codes import Component
@@ -42,183 +49,29 @@ PROG = "pos-sim status"
 
 # -- texts ------------------------------------------------------------------------------------
 # The catalogue (pos_sim/diagnostics/catalogue.toml) gives the component names, the measurement
-# names and units and the track codes.  Its loader takes no groups beyond the ones it knows, so
-# the words only this command uses are here, each in both languages: (zh-CN, en).
+# names and units and the track codes; the words only this command uses, and its punctuation,
+# are the phrase book pos_sim/cli/text.toml (groups ``status`` and ``marks``), in the same format.
 
-_T: dict[str, tuple[str, str]] = {
-    "info_section": ("=== 终端信息 ===", "=== TERMINAL INFORMATION ==="),
-    "status_section": ("=== 部件状态（STATUS_REQUEST）===", "=== COMPONENT STATUS (STATUS_REQUEST) ==="),
-    "terminal": ("终端", "Terminal"),
-    "lifecycle": ("生命周期", "Lifecycle"),
-    "lifecycle.unactivated": ("未激活", "unactivated"),
-    "lifecycle.activated": ("已激活", "activated"),
-    "lifecycle.bound": ("已绑定", "bound"),
-    "lifecycle.revoked": ("激活已撤销", "revoked"),
-    "lifecycle.locked": ("已锁定（防拆）", "locked (tamper)"),
-    "merchant": ("商户", "merchant"),
-    "port": ("端口", "Port"),
-    "protocol": ("协议", "Protocol"),
-    "protocol_value": ("版本 {v}，最大负载 {p} 字节", "version {v}, max payload {p} bytes"),
-    "fitted": ("已装部件", "Fitted"),
-    "fitted_value": ("{n} / {all} 个", "{n} of {all}"),
-    "not_fitted": ("未装部件", "Not fitted"),
-    "snapshot": ("快照时间", "Snapshot taken"),
-    "watch": ("每 {s} 秒刷新一次，按 Ctrl-C 结束", "every {s} s; Ctrl-C ends it"),
-    "item": ("项目", "Item"),
-    "value": ("数值", "Value"),
-    "none": ("无", "none"),
-    "never": ("从未", "never"),
-    "yes": ("是", "yes"),
-    "no": ("否", "no"),
-    "code": ("代码 {n}", "code {n}"),
-    # rows without a status
-    "refused": ("终端拒绝提供状态（{r}）", "refused by the terminal ({r})"),
-    "timeout": ("无应答（重发后仍未收到 STATUS_REPLY）", "no answer (no STATUS_REPLY after every retransmit)"),
-    "error": ("应答有误：{r}", "bad answer: {r}"),
-    # system
-    "memory": ("内存", "Memory"),
-    "memory_value": ("可用 {free} KiB，共 {total} KiB", "{free} KiB free of {total} KiB"),
-    "uptime": ("运行时间", "Uptime"),
-    "board_temp": ("主板温度", "Board temperature"),
-    "fw_update": ("固件升级状态", "Firmware update"),
-    "fw_result": ("上次升级结果", "Last update result"),
-    "last_reset": ("上次重启原因", "Last restart"),
-    "power_on": ("正常上电", "power-on"),
-    "fw_state.0": ("空闲", "idle"),
-    "fw_state.1": ("正在下载", "downloading"),
-    "fw_state.2": ("已下载，待升级", "downloaded"),
-    "fw_state.3": ("正在升级", "updating"),
-    "fw_result.0": ("无（未升级过）", "initial (none yet)"),
-    "fw_result.1": ("成功", "success"),
-    "fw_result.5": ("完整性校验失败", "integrity check failure"),
-    "fw_result.8": ("升级失败", "update failed"),
-    # readers
-    "reader.ready": ("就绪", "ready"),
-    "reader.busy": ("正在读取", "busy"),
-    "reader.fault": ("故障", "fault"),
-    "reader.off": ("已关闭", "off"),
-    "head": ("磁头", "Magnetic head"),
-    "last_swipe": ("上次刷卡", "Last swipe"),
-    "track": ("磁道 {n}：{t}", "track {n}: {t}"),
-    "swipes": ("刷卡次数", "Swipes"),
-    "swipes_value": ("{n} 次（其中 {f} 次未读到磁道）", "{n} ({f} with no track read)"),
-    "slot": ("卡槽", "Card slot"),
-    "slot.empty": ("无卡", "empty"),
-    "slot.card_present": ("有卡", "card present"),
-    "slot.fault": ("故障", "fault"),
-    "atr": ("复位应答（ATR）", "Answer to reset"),
-    "insertions": ("插卡次数", "Insertions"),
-    "field": ("射频场", "RF field"),
-    "in_field": ("感应区内卡片", "Cards in the field"),
-    "taps": ("挥卡次数", "Taps"),
-    "scan_engine": ("扫码模块", "Scan engine"),
-    "decodes": ("识别次数", "Codes decoded"),
-    # printer
-    "paper": ("纸张", "Paper"),
-    "paper.ok": ("有纸", "present"),
-    "paper.near_end": ("纸将用完", "near end"),
-    "paper.end": ("缺纸", "out"),
-    "printer": ("打印机", "Printer"),
-    "online": ("在线", "online"),
-    "offline": ("离线", "offline"),
-    "cover_open": ("纸仓盖打开", "cover open"),
-    "paper_end_stop": ("缺纸停止", "stopped at paper end"),
-    "error_occurred": ("出错", "error"),
-    "printer_errors": ("打印机错误", "Printer errors"),
-    "cutter": ("切刀错误", "cutter"),
-    "unrecoverable": ("不可恢复错误", "unrecoverable"),
-    "auto_recoverable": ("可自动恢复错误", "auto-recoverable"),
-    "escpos": ("ESC/POS 状态字节", "ESC/POS status bytes"),
-    "lines": ("已打印点行数", "Dot lines printed"),
-    "escpos_protocol": ("ESC/POS 收据打印机", "ESC/POS receipt printer"),
-    "paper_sensor": ("纸张传感器（GS r 1）", "Paper sensor (GS r 1)"),
-    "not_asked": ("未询问（打印机离线时不回答）", "not asked (an offline printer does not answer it)"),
-    "drawer": ("钱箱接口第 3 脚", "Drawer connector pin 3"),
-    "high": ("高电平", "high"),
-    "low": ("低电平", "low"),
-    "feed_button": ("进纸键被按下", "feed button pressed"),
-    "paper_being_fed": ("正在用进纸键走纸", "paper fed by the feed button"),
-    "waiting_recovery": ("等待恢复在线", "waiting for online recovery"),
-    "recoverable": ("可恢复错误", "recoverable"),
-    # screen, keypad
-    "panel": ("面板", "Panel"),
-    "panel.ok": ("正常", "ok"),
-    "panel.no_signal": ("无信号", "no signal"),
-    "panel.damaged": ("损坏（坏线或坏点）", "damaged (dead lines or pixels)"),
-    "resolution": ("分辨率", "Resolution"),
-    "px": ("像素", "px"),
-    "touch": ("触摸屏", "touch"),
-    "presses": ("按键次数", "Key presses"),
-    "stuck": ("卡住的按键", "Stuck keys"),
-    # network
-    "bearer": ("网络类型", "Bearer"),
-    "bearer.none": ("无（未连接）", "none (no link)"),
-    "bearer.gsm": ("GSM（蜂窝）", "GSM (cellular)"),
-    "bearer.td_scdma": ("TD-SCDMA（蜂窝）", "TD-SCDMA (cellular)"),
-    "bearer.wcdma": ("WCDMA（蜂窝）", "WCDMA (cellular)"),
-    "bearer.cdma2000": ("CDMA2000（蜂窝）", "CDMA2000 (cellular)"),
-    "bearer.wimax": ("WiMAX（蜂窝）", "WiMAX (cellular)"),
-    "bearer.lte_tdd": ("LTE-TDD（蜂窝）", "LTE-TDD (cellular)"),
-    "bearer.lte_fdd": ("LTE-FDD（蜂窝）", "LTE-FDD (cellular)"),
-    "bearer.nb_iot": ("NB-IoT（蜂窝）", "NB-IoT (cellular)"),
-    "bearer.wlan": ("Wi-Fi", "Wi-Fi"),
-    "bearer.ethernet": ("以太网", "Ethernet"),
-    "bearer.bluetooth": ("蓝牙", "Bluetooth"),
-    "no_ip": ("（无地址）", " (no address)"),
-    "apn": ("接入点（APN）", "APN"),
-    "cell": ("小区号", "Cell id"),
-    "sim": ("SIM 卡", "SIM card"),
-    "sim.yes": ("已插入", "present"),
-    "sim.no": ("未插入", "missing"),
-    "host": ("支付平台", "Payment host"),
-    "host.up": ("可达，往返 {ms} ms", "reachable, {ms} ms round trip"),
-    "host.up_unknown": ("可达，往返时间未知", "reachable, round trip unknown"),
-    "host.down": ("不可达", "unreachable"),
-    # power
-    "source": ("电源", "Power source"),
-    "source.dc": ("直流电源", "DC"),
-    "source.battery": ("内置电池", "battery"),
-    "source.external_battery": ("外接电池", "external battery"),
-    "source.poe": ("以太网供电（PoE）", "power over Ethernet"),
-    "source.usb": ("USB", "USB"),
-    "source.ac": ("交流市电", "AC mains"),
-    "source.solar": ("太阳能", "solar"),
-    "battery_status": ("电池状态", "Battery status"),
-    "battery.normal": ("正常，未充电", "normal, not charging"),
-    "battery.charging": ("充电中", "charging"),
-    "battery.charge_complete": ("已充满", "charge complete"),
-    "battery.damaged": ("损坏", "damaged"),
-    "battery.low": ("电量低", "low"),
-    "battery.not_installed": ("未安装", "not installed"),
-    "battery.unknown": ("未知", "unknown"),
-    "battery_temp": ("电池温度", "Battery temperature"),
-    # security
-    "tamper": ("防拆", "Tamper"),
-    "tamper.armed": ("已布防，未发现异常", "armed, nothing detected"),
-    "tamper.tripped": ("已触发，支付密钥已清除", "tripped, payment keys erased"),
-    "tamper.disarmed": ("已解除（授权维修）", "disarmed for authorised service"),
-    "tamper_src.0": ("外壳开关", "cover switch"),
-    "tamper_src.1": ("防护网", "mesh"),
-    "tamper_src.2": ("摔落震动", "shock (drop)"),
-    "tamper_src.3": ("温度", "temperature"),
-    "tripped_at": ("上次触发", "Last trip"),
-    "keys": ("支付密钥", "Payment keys"),
-    "keys.yes": ("已加载", "loaded"),
-    "keys.no": ("未加载", "not loaded"),
-}
+_PHRASES = load_phrases(__package__ or "pos_sim.cli", "text.toml")
+_T = _PHRASES.pairs("status")
 
-_CELSIUS = {"zh-CN": "℃", "en": "°C"}
+
+def _marks(key: str) -> dict[Language, str]:
+    return dict(_PHRASES.pairs("marks")[key])
+
+
+_CELSIUS = _marks("celsius")
 #: list separator, clause separator, the colon after a label (Chinese takes full-width marks)
-_COMMA = {"zh-CN": "，", "en": ", "}
-_SEMI = {"zh-CN": "；", "en": "; "}
-_COLON = {"zh-CN": "：", "en": ": "}
-_SECONDS = {"zh-CN": ("天", "小时", "分", "秒"), "en": ("d", "h", "min", "s")}
+_COMMA = _marks("comma")
+_SEMI = _marks("semi")
+_COLON = _marks("colon")
+_SECONDS = {lang: tuple(_marks(unit)[lang] for unit in ("day", "hour", "minute", "second"))
+            for lang in ("zh-CN", "en")}
 
 
 def text(key: str, lang: Language, **values: object) -> str:
     """One of this command's texts in ``lang``, with ``{name}`` fields filled in."""
-    zh, en = _T[key]
-    return (zh if lang == "zh-CN" else en).format(**values)
+    return _PHRASES.text("status", key, lang, **values)
 
 
 def _named(prefix: str, value: object, lang: Language) -> str:

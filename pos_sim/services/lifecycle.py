@@ -25,9 +25,9 @@ from pathlib import Path
 from drivers.errors import DeadlinePassed, DriverError, RequestRefused, TransferError
 from drivers.terminal import DeviceInfo, LifecycleRequest, LifecycleResult, Terminal, verify_txlog_backup
 from pos_sim import exitcodes
-from pos_sim.keys import KeyFile, fingerprint
 from pos_sim.registry import Actor, BackupRecord, LifecycleOpRecord, Registry, RegistryError
 from pos_sim.registry.guard import contains_card_number, mask_card_numbers
+from pos_sim.services.keys import KeyFile, fingerprint
 
 #: the command-line names of the operations and the protocol's
 OPERATIONS = {"activate": "activate", "bind": "bind", "unbind": "unbind", "revoke": "revoke",
