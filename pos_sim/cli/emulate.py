@@ -13,13 +13,14 @@ its own (``main(["--scenario", "dropped"])``).  The serving code is :mod:`pos_si
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from pos_sim import exitcodes
 from pos_sim.emulator.errors import EmulatorError, LineError
@@ -114,6 +115,40 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[threading.Event]:
+    """An event that SIGINT and SIGTERM set while the block runs; the handlers that were there
+    before come back when it ends."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Served(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+def serve_until(stop: threading.Event, server: _Served) -> None:
+    """Wait for ``stop``, waking now and then to notice a server thread that died on its own;
+    the server is stopped either way."""
+    try:
+        while not stop.wait(0.5) and server.running:
+            pass
+    finally:
+        server.stop()
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve the emulator until SIGINT or SIGTERM; return the exit status."""
     if args.device == "escpos":
@@ -136,40 +171,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"pos-sim emulate: {written}", file=sys.stderr)
             return EXIT_USAGE
     # the handlers go in before PORT is printed: a script may signal as soon as it reads it
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    kind, tcp_port = args.transport
-    try:
-        port = server.serve_pty() if kind == "pty" else server.serve_tcp(tcp_port)
-    except (EmulatorError, OSError) as exc:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
-        if isinstance(exc, EmulatorError):
-            print(f"pos-sim emulate: {exc}", file=sys.stderr)
-            return exit_status(exc)
-        print(f"pos-sim emulate: cannot open a {kind}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_PORT
-    print(f"PORT {port}", flush=True)
-    device = scenario.device
-    summary = scenario.description.splitlines()[0] if scenario.description else scenario.name
-    print(f"emulating {device.manufacturer} {device.model} serial {device.serial}, scenario {summary}")
-    speed = "durations zero" if math.isinf(args.speed) else f"durations / {args.speed:g}"
-    print(f"line {args.baud} baud 8N1, {speed}, state {args.state or 'in memory only'}")
-    print("stop with Ctrl-C or SIGTERM", flush=True)
-
-    try:
-        # wake now and then to notice a server thread that died on its own
-        while not stop.wait(0.5) and server.running:
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
+    with stop_on_signal() as stop:
+        kind, tcp_port = args.transport
+        try:
+            port = server.serve_pty() if kind == "pty" else server.serve_tcp(tcp_port)
+        except (EmulatorError, OSError) as exc:
+            server.stop()
+            if isinstance(exc, EmulatorError):
+                print(f"pos-sim emulate: {exc}", file=sys.stderr)
+                return exit_status(exc)
+            print(f"pos-sim emulate: cannot open a {kind}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_PORT
+        print(f"PORT {port}", flush=True)
+        device = scenario.device
+        summary = scenario.description.splitlines()[0] if scenario.description else scenario.name
+        print(f"emulating {device.manufacturer} {device.model} serial {device.serial}, scenario {summary}")
+        speed = "durations zero" if math.isinf(args.speed) else f"durations / {args.speed:g}"
+        print(f"line {args.baud} baud 8N1, {speed}, state {args.state or 'in memory only'}")
+        print("stop with Ctrl-C or SIGTERM", flush=True)
+        serve_until(stop, server)
     if server.error is not None:
         print(f"pos-sim emulate: the emulator stopped: {server.error}", file=sys.stderr)
         return EXIT_BROKEN

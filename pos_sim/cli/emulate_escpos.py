@@ -7,12 +7,10 @@ or ``PORT socket://127.0.0.1:N``), flushed at once; SIGINT or SIGTERM stops it (
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
 from pos_sim import exitcodes
+from pos_sim.cli.emulate import serve_until, stop_on_signal
 from pos_sim.emulator.escpos import EscPosPrinter, EscPosServer
 
 
@@ -31,34 +29,21 @@ def run_escpos(args: argparse.Namespace) -> int:
         print(f"pos-sim emulate: cannot write the receipt file {args.receipt}: {exc.strerror or exc}",
               file=sys.stderr)
         return exitcodes.USAGE
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    kind, tcp_port = args.transport
-    try:
-        port = server.serve_pty() if kind == "pty" else server.serve_tcp(tcp_port)
-    except OSError as exc:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
-        print(f"pos-sim emulate: cannot open a {kind}: {exc.strerror or exc}", file=sys.stderr)
-        return exitcodes.PORT
-    print(f"PORT {port}", flush=True)
-    ident = server.printer.identity
-    print(f"emulating an ESC/POS receipt printer ({ident.maker} {ident.model}, serial {ident.serial}), "
-          f"fault {', '.join(sorted(faults)) or 'none'}")
-    print(f"receipt {args.receipt or 'kept in memory only'}")
-    print("stop with Ctrl-C or SIGTERM", flush=True)
-    try:
-        while not stop.wait(0.5) and server.running:
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
+    with stop_on_signal() as stop:
+        kind, tcp_port = args.transport
+        try:
+            port = server.serve_pty() if kind == "pty" else server.serve_tcp(tcp_port)
+        except OSError as exc:
+            server.stop()
+            print(f"pos-sim emulate: cannot open a {kind}: {exc.strerror or exc}", file=sys.stderr)
+            return exitcodes.PORT
+        print(f"PORT {port}", flush=True)
+        ident = server.printer.identity
+        print(f"emulating an ESC/POS receipt printer ({ident.maker} {ident.model}, serial {ident.serial}), "
+              f"fault {', '.join(sorted(faults)) or 'none'}")
+        print(f"receipt {args.receipt or 'kept in memory only'}")
+        print("stop with Ctrl-C or SIGTERM", flush=True)
+        serve_until(stop, server)
     if server.error is not None:
         print(f"pos-sim emulate: the printer emulator stopped: {server.error}", file=sys.stderr)
         return exitcodes.COMMUNICATION
