@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -134,23 +132,6 @@ def test_the_file_then_the_rename_then_the_folder_reach_the_disk(tmp_path: Path,
     monkeypatch.setattr(os, "replace", replace)
     write_atomically(tmp_path / "f", "data")
     assert events == ["fsync file", "replace", "fsync folder"]
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 KiB tmpfs: the very ENOSPC a full disk gives (needs root to mount)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 4 KiB tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(mnt)], capture_output=True, text=True,
-                       check=False)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_a_real_full_disk(small_disk: Path) -> None:
