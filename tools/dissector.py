@@ -130,7 +130,7 @@ def _leaf(gen: _Gen, c: Construct, abbrev: str, label: str, doc: str) -> tuple[s
             add = f"tree:add({var}, tvb(off, {size} + ln), text(tvb, off + {size}, ln))"
         else:
             var = gen.protofield("bytes", abbrev, label, doc=doc)
-            add = f"tree:add({var}, tvb(off, {size} + ln), raw(tvb, off + {size}, ln))"
+            add = f"tree:add({var}, tvb(off + {size}, ln))"
         return var, (f"need({size}); local ln = tvb(off, {size}):uint(); need({size} + ln); "
                      f"{add}; off = off + {size} + ln")
     return None
@@ -351,11 +351,6 @@ local function trailing(k) return k .. " bytes after the last field" end
 local function text(tvb, off, ln)
   if ln == 0 then return "" end
   return tvb(off, ln):string(ENC_UTF_8)
-end
-
-local function raw(tvb, off, ln)
-  if ln == 0 then return ByteArray.new() end
-  return tvb(off, ln):bytes()
 end
 
 -- one dissecting function per payload declaration (protocols/pos/messages.py)

@@ -262,11 +262,6 @@ local function text(tvb, off, ln)
   return tvb(off, ln):string(ENC_UTF_8)
 end
 
-local function raw(tvb, off, ln)
-  if ln == 0 then return ByteArray.new() end
-  return tvb(off, ln):bytes()
-end
-
 -- one dissecting function per payload declaration (protocols/pos/messages.py)
 local D = {}
 D[1] = function(tvb, tree, off, n)
@@ -395,7 +390,7 @@ D[13] = function(tvb, tree, off, n)
   local function need(k) if off + k > n then error(short(off + k - n), 0) end end
   local k_slot = (off + 1 <= n) and tvb(off, 1):uint() or nil
   need(1); tree:add(F[51], tvb(off, 1)); off = off + 1
-  need(1); local ln = tvb(off, 1):uint(); need(1 + ln); tree:add(F[52], tvb(off, 1 + ln), raw(tvb, off + 1, ln)); off = off + 1 + ln
+  need(1); local ln = tvb(off, 1):uint(); need(1 + ln); tree:add(F[52], tvb(off + 1, ln)); off = off + 1 + ln
   local k_insertions = (off + 4 <= n) and tvb(off, 4):uint() or nil
   need(4); tree:add(F[53], tvb(off, 4)); off = off + 4
   return off

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -172,6 +173,32 @@ def test_there_are_fixture_captures() -> None:
 @pytest.mark.parametrize("capture", CAPTURES, ids=[c.stem for c in CAPTURES])
 def test_tshark_reads_every_packet_as_decode_does(capture: Path, tshark_env: dict[str, str],
                                                    tmp_path: Path) -> None:
+    check_capture(capture, tshark_env, tmp_path)
+
+
+def test_tshark_reads_every_component_status_as_decode_does(tshark_env: dict[str, str], tmp_path: Path) -> None:
+    """The fixtures hold no STATUS_REPLY: record `pos-sim status` of every component through
+    `pos-sim record` (a real pty), and compare that capture too."""
+    cap = tmp_path / "status.cap"
+    rec = subprocess.Popen([sys.executable, "-m", "pos_sim.cli", "record", "emu://weak-battery?speed=50",
+                            "-o", str(cap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert rec.stdout is not None
+        port = rec.stdout.readline().split()[1]
+        status = subprocess.run([sys.executable, "-m", "pos_sim.cli", "status", port, "--json"],
+                                capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+        assert status.returncode in {0, 16}, status.stderr
+    finally:
+        rec.send_signal(signal.SIGINT)
+        rec.communicate(timeout=30)
+    got = check_capture(cap, tshark_env, tmp_path)
+    replies = [p for p in got if p["possim"].get("possim.type") == "STATUS_REPLY"]
+    components = {name.split(".")[2] for p in replies for name, _ in p["fields"]} - {"component"}
+    assert len(components) >= 10, components
+
+
+def check_capture(capture: Path, tshark_env: dict[str, str], tmp_path: Path) -> list[dict[str, Any]]:
+    """Export ``capture`` and compare tshark's packets with ``pos-sim decode``'s; return tshark's."""
     decoded = pos_sim("decode", "--json", "--raw", str(capture))
     assert decoded.returncode == 0, decoded.stderr
     lines = [json.loads(line) for line in decoded.stdout.splitlines()]
@@ -215,6 +242,7 @@ def test_tshark_reads_every_packet_as_decode_does(capture: Path, tshark_env: dic
         assert got["fields"] == flatten(item["type"], item["fields"]), where
     assert kinds["frame"] > 0
     assert scan([out]).findings == []       # the captures are masked; so is what tshark reads
+    return packets
 
 
 def test_a_corrupted_frame_is_a_bad_crc_to_tshark(tshark_env: dict[str, str], tmp_path: Path) -> None:
