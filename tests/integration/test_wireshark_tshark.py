@@ -261,3 +261,116 @@ def test_a_corrupted_frame_is_a_bad_crc_to_tshark(tshark_env: dict[str, str], tm
                                ("possim.hello.host", "pos-sim")]
     assert second["possim"]["possim.kind"] == "dropped" and second["possim"]["possim.crc_ok"] == "0"
     assert second["comment"] == "dropped 22 bytes at offset 22 (host to terminal): bad CRC"
+
+
+SPEC = (REPO / "docs" / "protocol.md").read_text(encoding="utf-8")
+EXAMPLE = re.compile(r"### Example \d+: (?P<title>.*?)\n.*?```hex\n(?P<hex>.*?)```.*?```json\n(?P<json>.*?)```",
+                     re.DOTALL)
+
+
+def write_capture(path: Path, frames: list[bytes]) -> None:
+    """A capture of ``frames`` from the terminal, half a second apart (one chunk each)."""
+    lines = ["# pos-sim capture 1", '# tool: "test"', '# port: "test"', "# baud: 115200",
+             '# started: "2026-11-23T14:58:39.866+00:00"']
+    lines += [f"< {0.5 * (i + 1):.6f} {frame.hex()}" for i, frame in enumerate(frames)]
+    lines.append(f"= {0.5 * (len(frames) + 1):.6f} end")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_tshark_decodes_the_specs_worked_examples_as_the_spec_prints_them(
+        tshark_env: dict[str, str], tmp_path: Path) -> None:
+    """The oracle is docs/protocol.md's own text: each example's bytes and its decoded JSON."""
+    examples = list(EXAMPLE.finditer(SPEC))
+    assert len(examples) >= 8
+    cap = tmp_path / "examples.cap"
+    write_capture(cap, [bytes.fromhex(m.group("hex").replace("\n", " ")) for m in examples])
+    out = tmp_path / "examples.pcapng"
+    assert pos_sim("pcap", str(cap), "-o", str(out)).returncode == 0
+    packets = tshark_packets(out, tshark_env)
+    assert len(packets) == len(examples)
+    for m, got in zip(examples, packets, strict=True):
+        want = json.loads(m.group("json"))
+        title = m.group("title")
+        assert got["possim"]["possim.kind"] == "frame" and got["possim"]["possim.crc_ok"] == "1", title
+        assert got["possim"]["possim.seq"] == str(want["seq"]), title
+        assert got["possim"]["possim.type"] == want["type"], title
+        assert got["flags"] == want["flags"], title
+        assert got["fields"] == flatten(want["type"], want["fields"]), title
+
+
+def _sample(c: Any, depth: int = 0) -> Any:
+    """A value for every shape of field the catalogue declares (enums: their last member)."""
+    from construct import Bytes, Enum, Flag, FormatField, Struct, Switch, Terminated
+
+    from protocols.pos.compiler import pascal_parts, prefixed_array_parts, unwrap
+
+    c = unwrap(c)
+    if isinstance(c, Enum):
+        return str(list(c.encmapping)[-1])
+    if c is Flag:
+        return True
+    if isinstance(c, FormatField):
+        return -5 if c.fmtstr.lstrip("<>=!").islower() else 200
+    if isinstance(c, Bytes):
+        return bytes(range(1, c.length + 1))
+    if pascal_parts(c) is not None:
+        return "ok ✓" if pascal_parts(c)[1] else b"\x3b\x9f"     # type: ignore[index]
+    parts = prefixed_array_parts(c)
+    if parts is not None:
+        return [_sample(parts[1], depth + 1) for _ in range(2)]
+    if isinstance(c, Struct):
+        return {s.name: _sample(s, depth + 1) for s in c.subcons if s.name and unwrap(s) is not Terminated}
+    if isinstance(c, Switch):
+        raise AssertionError("a Switch is filled by its caller")
+    raise AssertionError(f"no sample for {c!r}")
+
+
+def every_message_frames() -> list[bytes]:
+    """One frame of every catalogue message, and a STATUS_REPLY of every component."""
+    from protocols.pos.codes import Component
+    from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, MessageType, encode_message
+
+    frames = []
+    for seq, (t, spec) in enumerate(CATALOGUE.items()):
+        if t == MessageType.STATUS_REPLY:
+            for comp, block in STATUS_BY_COMPONENT.items():
+                fields = {"component": comp, "status": _sample(block)}
+                frames.append(encode_message(t, fields, 1000 + int(Component[str(comp)]), 1))
+            continue
+        frames.append(encode_message(t, _sample(spec.declaration), seq, 2 if spec.rule.kind == "event" else 0))
+    return frames
+
+
+def test_tshark_reads_one_frame_of_every_message_as_decode_does(tshark_env: dict[str, str], tmp_path: Path) -> None:
+    cap = tmp_path / "every.cap"
+    frames = every_message_frames()
+    write_capture(cap, frames)
+    packets = check_capture(cap, tshark_env, tmp_path)
+    assert len(packets) == len(frames)
+    assert all(p["possim"]["possim.kind"] == "frame" for p in packets)
+    from protocols.pos.messages import CATALOGUE
+    assert {p["possim"]["possim.type"] for p in packets} == {s.name for s in CATALOGUE.values()}
+
+
+def test_unknown_types_values_and_malformed_payloads(tshark_env: dict[str, str], tmp_path: Path) -> None:
+    def frame(msg_type: int, payload: bytes, seq: int) -> bytes:
+        body = bytes([1, 0]) + seq.to_bytes(2, "big") + bytes([msg_type]) + len(payload).to_bytes(2, "big") + payload
+        return b"\xa5\x5a" + body + binascii.crc_hqx(body, 0xFFFF).to_bytes(2, "big")
+
+    cap = tmp_path / "odd.cap"
+    write_capture(cap, [frame(0x7F, b"\x01\x02", 1),          # not in the catalogue
+                        frame(0x15, b"\x63", 2),               # NAK with a reason no table names
+                        frame(0x15, b"\x03\x00", 3),           # NAK with a trailing byte
+                        frame(0x01, b"\x01\x04", 4)])          # HELLO cut short
+    out = tmp_path / "odd.pcapng"
+    assert pos_sim("pcap", str(cap), "-o", str(out)).returncode == 0
+    unknown, odd_reason, trailing, short = tshark_packets(out, tshark_env)
+    assert unknown["possim"]["possim.type"] == "unknown(127)" and unknown["fields"] == []
+    assert odd_reason["fields"] == [("possim.nak.reason", "99")] and "possim.malformed" not in odd_reason["possim"]
+    assert trailing["fields"] == [("possim.nak.reason", "busy")]
+    assert "1 bytes after the last field" in trailing["possim"]["possim.malformed"]
+    assert short["fields"] == [("possim.hello.protocol_version", "1")]
+    assert "payload ends early" in short["possim"]["possim.malformed"]
+    decoded = [json.loads(x) for x in pos_sim("decode", "--json", str(cap)).stdout.splitlines()]
+    frames = [x for x in decoded if x["kind"] == "frame"]
+    assert [("error" in x) for x in frames] == [True, False, True, True]     # decode agrees on which
