@@ -25,6 +25,7 @@ the pcapng while it records, from exactly the (masked) lines it writes to the ca
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -49,8 +50,8 @@ from drivers.capture import (
     analyse,
     read_capture,
 )
-from drivers.masking import mask_fields
-from protocols.pos import timing
+from drivers.masking import mask_bytes, mask_fields
+from protocols.pos import encode_frame, timing
 
 #: Wireshark's upper-PDU link type: each packet names its dissector in a tag
 LINKTYPE_WIRESHARK_UPPER_PDU = 252
@@ -132,7 +133,11 @@ class PcapngWriter:
         self._idb = self._shb.new_member(
             pcapng_blocks.InterfaceDescription, link_type=LINKTYPE_WIRESHARK_UPPER_PDU, snaplen=0,
             options={"if_name": header.port or "pos-sim", "if_tsresol": bytes([TSRESOL_NS])})
-        self._writer = FileWriter(stream, self._shb)
+        with warnings.catch_warnings():
+            # python-pcapng 2.1.1 declares its own if_tsresol option without a type, and warns
+            # about that when it writes it: nothing this code can change
+            warnings.filterwarnings("ignore", message='Field type should not be "None"', category=DeprecationWarning)
+            self._writer = FileWriter(stream, self._shb)
 
     def packet(self, direction: str | None, t: float, data: bytes, comment: str = "") -> None:
         """One packet: ``data`` that went ``direction`` (``>``, ``<``, None: neither) ``t``
@@ -153,11 +158,19 @@ class PcapngWriter:
         self.packets += 1
 
     def item(self, item: CapturedFrame | DroppedBytes | Note) -> None:
-        """Write what :func:`drivers.capture.analyse` found: a frame, dropped bytes or a note."""
+        """Write what :func:`drivers.capture.analyse` found: a frame, dropped bytes or a note.
+
+        Card data is masked again (a capture made by another tool, or by hand, may hold some;
+        ours are masked already, and masking twice changes nothing): a frame whose payload
+        changed gets a CRC over the masked bytes, as the capture writer does.
+        """
         if isinstance(item, CapturedFrame):
-            self.packet(item.direction, item.time, item.raw)
+            f = item.frame
+            payload = mask_bytes(f.payload)
+            raw = item.raw if payload == f.payload else encode_frame(f.type, payload, f.seq, f.flags, f.version)
+            self.packet(item.direction, item.time, raw)
         elif isinstance(item, DroppedBytes):
-            self.packet(item.direction, item.time, item.data, dropped_comment(item))
+            self.packet(item.direction, item.time, mask_bytes(item.data), dropped_comment(item))
         else:
             self.packet(None, item.time, b"", note_comment(item))
 
