@@ -120,12 +120,13 @@ def note_comment(note: Note) -> str:
 class PcapngWriter:
     """Writes a pcapng file of upper-PDU packets for the ``possim`` dissector.
 
-    Packets are written as they come (constant memory); the stream is flushed after each
-    packet, so a reader sees every packet written so far.
+    Packets are written as they come (constant memory); with ``flush_each`` (live recording)
+    the stream is flushed after each packet, so a reader sees every packet written so far.
     """
 
-    def __init__(self, stream: IO[bytes], header: CaptureHeader) -> None:
+    def __init__(self, stream: IO[bytes], header: CaptureHeader, *, flush_each: bool = False) -> None:
         self.stream = stream
+        self.flush_each = flush_each
         self.base_ns = started_ns(header.started)
         self.packets = 0
         self._shb = pcapng_blocks.SectionHeader(options={
@@ -154,7 +155,8 @@ class PcapngWriter:
             timestamp_high=stamp >> 32, timestamp_low=stamp & 0xFFFFFFFF,
             packet_data=body, packet_len=len(body), options=options)
         self._writer.write_block(block)
-        self.stream.flush()
+        if self.flush_each:
+            self.stream.flush()
         self.packets += 1
 
     def item(self, item: CapturedFrame | DroppedBytes | Note) -> None:
@@ -271,7 +273,7 @@ class PcapngCaptureWriter(CaptureWriter):
             inter_byte = timing.inter_byte_timeout(baud)
             self._tracks = {d: _Track(d, inter_byte) for d in DIRECTIONS}
             try:
-                self._pcap = PcapngWriter(self._pcap_stream, self.header)
+                self._pcap = PcapngWriter(self._pcap_stream, self.header, flush_each=True)
             except OSError as exc:
                 self.pcapng_problem = self._pcap_failed(exc)
             return
