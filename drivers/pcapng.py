@@ -50,8 +50,8 @@ from drivers.capture import (
     analyse,
     read_capture,
 )
-from drivers.masking import mask_bytes, mask_fields
-from protocols.pos import encode_frame, timing
+from drivers.masking import mask_bytes, mask_fields, mask_wire_frame
+from protocols.pos import timing
 
 #: Wireshark's upper-PDU link type: each packet names its dissector in a tag
 LINKTYPE_WIRESHARK_UPPER_PDU = 252
@@ -167,10 +167,7 @@ class PcapngWriter:
         changed gets a CRC over the masked bytes, as the capture writer does.
         """
         if isinstance(item, CapturedFrame):
-            f = item.frame
-            payload = mask_bytes(f.payload)
-            raw = item.raw if payload == f.payload else encode_frame(f.type, payload, f.seq, f.flags, f.version)
-            self.packet(item.direction, item.time, raw)
+            self.packet(item.direction, item.time, mask_wire_frame(item.frame, item.raw))
         elif isinstance(item, DroppedBytes):
             self.packet(item.direction, item.time, mask_bytes(item.data), dropped_comment(item))
         else:

@@ -46,7 +46,7 @@ from drivers.capture import (
     read_capture,
 )
 from drivers.errors import DriverError
-from drivers.masking import mask_fields
+from drivers.masking import mask_bytes, mask_fields, mask_wire_frame
 from drivers.transport import DEFAULT_BAUD, open_port
 from pos_sim import exitcodes
 from pos_sim.errors import UsageError
@@ -227,10 +227,10 @@ def decoded_lines(reader: CaptureReader, *, as_json: bool, raw: bool, totals: De
                 obj: dict[str, Any] = {"t": round(item.time, 6), "dir": item.direction, "kind": "dropped",
                                        "offset": item.offset, "bytes": len(item.data), "reasons": list(item.reasons)}
                 if raw:
-                    obj["raw"] = item.data.hex()
+                    obj["raw"] = mask_bytes(item.data).hex()
                 yield json.dumps(obj)
             else:
-                tail = f"  {item.data.hex()}" if raw else ""
+                tail = f"  {mask_bytes(item.data).hex()}" if raw else ""
                 yield (f"{item.time:12.6f} {item.direction} DROPPED {len(item.data)} bytes at offset {item.offset}: "
                        f"{', '.join(item.reasons)}{tail}")
         elif isinstance(item, Note):
@@ -262,11 +262,11 @@ def _frame_line(item: CapturedFrame, *, as_json: bool, raw: bool, totals: Decode
         if error:
             obj["error"] = error
         if raw:
-            obj["raw"] = item.raw.hex()
+            obj["raw"] = mask_wire_frame(frame, item.raw).hex()
         return json.dumps(obj, ensure_ascii=False)
     flags = "|".join(desc["flags"]) or "-"
     body = f"malformed payload: {error}" if error else json.dumps(desc["fields"], ensure_ascii=False)
-    tail = f"  {item.raw.hex()}" if raw else ""
+    tail = f"  {mask_wire_frame(frame, item.raw).hex()}" if raw else ""
     return f"{item.time:12.6f} {item.direction} {desc['type']:<18} seq={frame.seq:<5} {flags:<18} {body}{tail}"
 
 
