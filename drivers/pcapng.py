@@ -44,9 +44,9 @@ from drivers.capture import (
     CaptureReader,
     CaptureWriter,
     Chunk,
+    DirectionTrack,
     DroppedBytes,
     Note,
-    _Track,
     analyse,
     read_capture,
 )
@@ -218,7 +218,7 @@ class PcapngCaptureWriter(CaptureWriter):
         self.pcapng_path = Path(pcapng_path)
         self._pcap_stream: IO[bytes] | None = _open_output(self.pcapng_path)
         self._pcap: PcapngWriter | None = None
-        self._tracks: dict[str, _Track] = {}
+        self._tracks: dict[str, DirectionTrack] = {}
         #: why the pcapng stopped early, one line ("" when it did not)
         self.pcapng_problem = ""
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
@@ -268,7 +268,7 @@ class PcapngCaptureWriter(CaptureWriter):
                 return
             baud = self.header.baud if self.header.baud > 0 else timing.DEFAULT_BAUD
             inter_byte = timing.inter_byte_timeout(baud)
-            self._tracks = {d: _Track(d, inter_byte) for d in DIRECTIONS}
+            self._tracks = {d: DirectionTrack(d, inter_byte) for d in DIRECTIONS}
             try:
                 self._pcap = PcapngWriter(self._pcap_stream, self.header, flush_each=True)
             except OSError as exc:
