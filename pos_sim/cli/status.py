@@ -23,7 +23,7 @@ import json
 import sys
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -42,7 +42,8 @@ from pos_sim.diagnostics.catalogue import (
 )
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
-from protocols.pos.codes import Component
+from protocols.pos.codes import Component, Measurement
+from protocols.pos.messages import StatusField, status_fields
 
 SCHEMA_VERSION = 1
 PROG = "pos-sim status"
@@ -312,6 +313,38 @@ def escpos_block(status: Any) -> dict[str, Any]:
             "paper_sensor": status.paper_sensor, "raw": status.raw(), "flags": status.flags()}
 
 
+def _field_label(name: str, cat: Catalogue, lang: Language) -> str:
+    """A status field's label: the catalogue's measurement label, this command's word, or its name."""
+    if name in Measurement.__members__:
+        return cat.label("measurement", name, lang)
+    return text(name, lang) if name in _T else name
+
+
+def _field_value(f: StatusField, value: Any, cat: Catalogue, lang: Language) -> str:
+    """A status field's value in words, by its declared kind."""
+    if f.kind == "bool":
+        return text("flag.yes" if value else "flag.no", lang)
+    if f.kind == "code":
+        return _named(f.name, value, lang)
+    if f.kind == "int":
+        return _measure(cat, f.name, value, lang) if f.name in Measurement.__members__ else str(value)
+    if f.kind == "bytes":
+        return bytes(value).hex(" ").upper() if value else text("none", lang)
+    if f.kind == "list":
+        items = [" ".join(str(v) for k, v in dict(item).items() if not k.startswith("_")) for item in value]
+        return _COMMA[lang].join(items) if items else text("none", lang)
+    return str(value) if value else text("none", lang)
+
+
+def declared_rows(fields: Sequence[StatusField], s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
+    """One row per field of a status block, from its declaration (``fields``, see
+    :func:`protocols.pos.messages.status_fields`): what a component without rows of its own in
+    ``_ROWS`` shows."""
+    return [(_field_label(f.name, cat, lang), _field_value(f, s[f.name], cat, lang)) for f in fields]
+
+
+#: components whose rows say more than one row per declared field (combined fields, bit names,
+#: durations); any other component's rows are :func:`declared_rows`
 _ROWS: dict[str, Callable[[dict[str, Any], Catalogue, Language], Rows]] = {
     "system": _system, "magstripe": _magstripe, "chip": _chip, "contactless": _contactless,
     "printer": _printer, "screen": _screen, "keypad": _keypad, "network": _network, "power": _power,
@@ -330,7 +363,10 @@ def component_rows(result: ComponentStatus, lang: str, catalogue: Catalogue | No
     try:
         if result.status.get("protocol") == "escpos":
             return _escpos_printer(result.status, cat, language)
-        return _ROWS[result.component](result.status, cat, language)
+        rows = _ROWS.get(result.component)
+        if rows is None:
+            return declared_rows(status_fields(result.component), result.status, cat, language)
+        return rows(result.status, cat, language)
     except (KeyError, TypeError, ValueError) as exc:
         # a block missing a field the spec gives it, or an unknown component: say so, in one row
         return [("", text("error", language, r=f"unexpected status block ({type(exc).__name__}: {exc})"))]
