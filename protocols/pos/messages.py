@@ -10,6 +10,7 @@ fast decoders are compiled from them (``protocols.pos.compiler``).  Every payloa
 from __future__ import annotations
 
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -238,6 +239,7 @@ def block_fields(block: Struct) -> tuple[StatusField, ...]:
     return tuple(_status_field(f) for f in block.subcons if f.name)
 
 
+@functools.cache
 def status_fields(component: str | int) -> tuple[StatusField, ...]:
     """The fields of ``component``'s status block (by name or number), in wire order."""
     return block_fields(STATUS_CASES[component if isinstance(component, str) else int(component)])
