@@ -20,7 +20,7 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from drivers.device import Device, SelfTestHandle
 from drivers.errors import (
@@ -44,7 +44,9 @@ EXIT_USAGE, EXIT_OPEN, EXIT_COMMUNICATION = exitcodes.USAGE, exitcodes.PORT, exi
 EXIT_FAILED, EXIT_WARNING = exitcodes.FAILED, exitcodes.WARNING
 EXIT_LOCKED, EXIT_EVENT_LOG = exitcodes.LOCKED, exitcodes.EVENT_LOG
 
-def plan_order(components: Iterable[ComponentCode] = Component, key: str = "plan") -> tuple[str, ...]:
+
+def plan_order(components: Iterable[ComponentCode] = Component,
+               key: Literal["plan", "drop"] = "plan") -> tuple[str, ...]:
     """The components' names in the order their declaration ranks them (``plan`` or ``drop``)."""
     return tuple(c.name for c in sorted(components, key=lambda c: (int(getattr(c, key)), int(c))))
 
