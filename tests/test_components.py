@@ -148,6 +148,23 @@ def test_the_scenario_numbers_sent_in_a_status_block_are_its_declared_fields() -
                     assert (wf.message, wf.path) == (f"STATUS_REPLY {c.name}", (name,))
 
 
+#: the scenario numbers sent in a status block, as WIRE_FIELDS listed them by hand before: the oracle
+TODAY_STATUS_NUMBERS = {
+    "system": ("free_memory_kb", "total_memory_kb", "board_temp_c", "firmware_update_state", "firmware_update_result"),
+    "magstripe": ("swipes", "failed_swipes"), "chip": ("insertions",), "contactless": ("taps",),
+    "printer": ("lines_printed", "head_temp_c"), "screen": ("width", "height", "backlight_pct", "dead_pixels"),
+    "keypad": ("presses",), "network": ("signal_dbm", "link_quality", "cell_id", "latency_ms"),
+    "power": ("battery_temp_c",), "scanner": ("decodes",), "security": ("tamper_sources", "tripped_at"),
+}
+
+
+def test_the_derived_wire_fields_are_todays() -> None:
+    derived = {k for k, wf in scenario.WIRE_FIELDS.items() if wf.message.startswith("STATUS_REPLY ")}
+    assert derived == {f"components.{c}.{k}" for c, keys in TODAY_STATUS_NUMBERS.items() for k in keys}
+    head = scenario.WIRE_FIELDS["components.printer.head_temp_c"]          # what a warm, overheating head adds
+    assert (head.add, head.limits) == (scenario.HEAD_WARMING_C + scenario.HEAD_OVERHEAT_C, (-128, 88))
+
+
 # the throwaway component: a fingerprint reader, declared as the recipe says and used by nothing else
 FP_BLOCK = Struct(
     "state" / enum8(ReaderState) * "sensor (ReaderState)",
