@@ -161,6 +161,11 @@ TODAY_STATUS_NUMBERS = {
 def test_the_derived_wire_fields_are_todays() -> None:
     derived = {k for k, wf in scenario.WIRE_FIELDS.items() if wf.message.startswith("STATUS_REPLY ")}
     assert derived == {f"components.{c}.{k}" for c, keys in TODAY_STATUS_NUMBERS.items() for k in keys}
+    from pos_sim.emulator.device import _USAGE_PARAMS
+
+    assert set(_USAGE_PARAMS) == {"swipes", "failed_swipes", "insertions", "taps", "lines_printed", "presses",
+                                  "decodes"}   # the usage counters the emulator kept before they were derived
+    assert all(name in TODAY_STATUS_NUMBERS[c.name] for name, (c, _) in _USAGE_PARAMS.items())
     head = scenario.WIRE_FIELDS["components.printer.head_temp_c"]          # what a warm, overheating head adds
     assert (head.add, head.limits) == (scenario.HEAD_WARMING_C + scenario.HEAD_OVERHEAT_C, (-128, 88))
 

@@ -61,15 +61,9 @@ _AUTO_RECOVERABLE = 0x40  # DLE EOT 3 bit 6
 _NEAR_END = 0x0C         # DLE EOT 4 bits 2-3
 _PAPER_END = 0x60        # DLE EOT 4 bits 5-6
 
-_USAGE_PARAMS = {
-    "swipes": (Component.magstripe, "swipes"),
-    "failed_swipes": (Component.magstripe, "failed_swipes"),
-    "insertions": (Component.chip, "insertions"),
-    "taps": (Component.contactless, "taps"),
-    "lines_printed": (Component.printer, "lines_printed"),
-    "presses": (Component.keypad, "presses"),
-    "decodes": (Component.scanner, "decodes"),
-}
+#: the usage counters (swipes, lines printed, ...), each a counter parameter of its component's scenario table
+_USAGE_PARAMS: dict[str, tuple[Component, str]] = {
+    name: (c, name) for c, schema in COMPONENT_SCHEMAS.items() for name, spec in schema.params.items() if spec.counter}
 
 
 class Device:

@@ -60,6 +60,8 @@ class ParamSpec:
     #: the value is sent as the status-block field of the same name (its kind, meaning and, for
     #: whole numbers, its limits come from that declaration)
     status_field: bool = False
+    #: a usage counter: the value is where the count starts, the emulator keeps it in its state file
+    counter: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,11 @@ def _p(kind: str, default: ParamValue, doc: str, choices: type[CodeEnum] | None 
     return ParamSpec(kind, default, doc, choices)
 
 
-def _s(default: ParamValue, doc: str = "") -> ParamSpec:
+def _s(default: ParamValue, doc: str = "", *, counter: bool = False) -> ParamSpec:
     """A parameter that is a field of the component's status block (protocols/pos/messages.py):
-    its kind and code table, and its meaning unless ``doc`` says more, are the declaration's."""
-    return ParamSpec("", default, doc, status_field=True)
+    its kind and code table, and its meaning unless ``doc`` says more, are the declaration's.
+    A ``counter`` counts up from ``default`` as the terminal is used."""
+    return ParamSpec("", default, doc, status_field=True, counter=counter)
 
 
 #: the parameter kind of a status-block field kind
@@ -98,7 +101,8 @@ def declared_schema(component: str, schema: ComponentSchema, block: Struct) -> C
             if wire is None or wire.kind not in _KIND_OF_FIELD:
                 raise TypeError(f"components.{component}.{name}: no such number, text or flag in the "
                                 f"status block of {component} (protocols/pos/messages.py)")
-            params[name] = ParamSpec(_KIND_OF_FIELD[wire.kind], spec.default, spec.doc or wire.doc, wire.codes, True)
+            params[name] = ParamSpec(_KIND_OF_FIELD[wire.kind], spec.default, spec.doc or wire.doc, wire.codes, True,
+                                     spec.counter)
         else:
             params[name] = spec
     return ComponentSchema(params, schema.declarable, schema.derived)
@@ -118,22 +122,22 @@ _SCHEMAS: dict[Component, ComponentSchema] = {
                   _F.clock_invalid}),
         "out_of_memory when free_memory_kb < 2048; watchdog_reset after the firmware crashed"),
     Component.magstripe: ComponentSchema({
-        "swipes": _s(1523),
-        "failed_swipes": _s(14),
+        "swipes": _s(1523, counter=True),
+        "failed_swipes": _s(14, counter=True),
         "test_swipes": _p("swipes", (_OK3, _OK3, _OK3),
                           "one [track1, track2, track3] TrackCode triple per swipe of the self-test"),
     }, frozenset({_F.msr_head_fault}),
         "track faults come from test_swipes: the same bad track on every swipe gives its msr_* code, "
         "bad swipes among good ones give msr_intermittent"),
     Component.chip: ComponentSchema({
-        "insertions": _s(812),
+        "insertions": _s(812, counter=True),
         "atr": _p("str", "3B6E00000031C071D66438D00300", "answer-to-reset of the test card, hex"),
     }, frozenset({_F.icc_no_atr, _F.icc_bad_atr, _F.icc_contact_fault})),
     Component.contactless: ComponentSchema({
-        "taps": _s(950),
+        "taps": _s(950, counter=True),
     }, frozenset({_F.nfc_field_fault, _F.nfc_collision, _F.nfc_no_card})),
     Component.printer: ComponentSchema({
-        "lines_printed": _s(482113),
+        "lines_printed": _s(482113, counter=True),
         "head_temp_c": _s(38, "print-head temperature at rest, degrees Celsius"),
         "paper": _p("str", "ok", "paper roll: ok, near_end or end (gives paper_near_end / paper_end)"),
     }, frozenset({_F.cover_open, _F.cutter_error, _F.head_overheat, _F.printer_unrecoverable}),
@@ -148,7 +152,7 @@ _SCHEMAS: dict[Component, ComponentSchema] = {
     }, frozenset({_F.backlight_fault, _F.panel_no_signal}),
         "panel_damaged when dead_pixels > 0, touch_fault when touch_points < 4"),
     Component.keypad: ComponentSchema({
-        "presses": _s(20431),
+        "presses": _s(20431, counter=True),
         "stuck_keys": _p("names", (), "keys that report pressed without a touch (key_stuck)", KeyCode),
         "dead_keys": _p("names", (), "keys that do not register (key_not_registered)", KeyCode),
     }, frozenset(), "key_stuck from stuck_keys, key_not_registered from dead_keys"),
@@ -175,7 +179,7 @@ _SCHEMAS: dict[Component, ComponentSchema] = {
                   _F.battery_missing}),
         "battery_low when the level is below 15 %"),
     Component.scanner: ComponentSchema({
-        "decodes": _s(311),
+        "decodes": _s(311, counter=True),
         "decode_ms": _p("int", 180, "time to decode the test code, ms"),
     }, frozenset({_F.scanner_no_decode, _F.scanner_fault})),
     Component.security: ComponentSchema({
