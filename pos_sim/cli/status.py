@@ -23,7 +23,7 @@ import json
 import sys
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -42,7 +42,19 @@ from pos_sim.diagnostics.catalogue import (
 )
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option, register_url_schemes
-from protocols.pos.codes import Component
+from protocols.pos.codes import (
+    BatteryStatus,
+    Bearer,
+    ChipSlotState,
+    CodeEnum,
+    Component,
+    Measurement,
+    PanelState,
+    PowerSource,
+    ReaderState,
+    TamperState,
+)
+from protocols.pos.messages import StatusField, status_fields
 
 SCHEMA_VERSION = 1
 PROG = "pos-sim status"
@@ -150,23 +162,6 @@ def _magstripe(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
     ]
 
 
-def _chip(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
-    atr = bytes(s["atr"])
-    return [
-        (text("slot", lang), _named("slot", s["slot"], lang)),
-        (text("atr", lang), atr.hex(" ").upper() if atr else text("none", lang)),
-        (text("insertions", lang), str(s["insertions"])),
-    ]
-
-
-def _contactless(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
-    return [
-        (text("field", lang), _named("reader", s["field"], lang)),
-        (text("in_field", lang), str(s["cards_in_field"])),
-        (text("taps", lang), str(s["taps"])),
-    ]
-
-
 # ESC/POS real-time status bits (docs/protocol.md, "status: printer")
 _OFFLINE_BIT = 0x08                                   # DLE EOT 1
 _OFFLINE_CAUSES = {0x04: "cover_open", 0x20: "paper_end_stop", 0x40: "error_occurred"}   # DLE EOT 2
@@ -253,13 +248,6 @@ def _power(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
     ]
 
 
-def _scanner(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
-    return [
-        (text("scan_engine", lang), _named("reader", s["state"], lang)),
-        (text("decodes", lang), str(s["decodes"])),
-    ]
-
-
 def _security(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
     tamper = _named("tamper", s["tamper"], lang)
     sources = [text(f"tamper_src.{bit}", lang) for bit in range(4) if s["tamper_sources"] & (1 << bit)]
@@ -312,10 +300,51 @@ def escpos_block(status: Any) -> dict[str, Any]:
             "paper_sensor": status.paper_sensor, "raw": status.raw(), "flags": status.flags()}
 
 
+#: the phrase-book prefix of a code table's value words (``reader.ready``)
+_CODE_WORDS: dict[type[CodeEnum], str] = {
+    ReaderState: "reader", ChipSlotState: "slot", PanelState: "panel", Bearer: "bearer", PowerSource: "source",
+    BatteryStatus: "battery", TamperState: "tamper"}
+
+
+def _field_label(component: str, name: str, cat: Catalogue, lang: Language) -> str:
+    """A status field's label: this command's word for the component's field (``scanner.state``),
+    the catalogue's measurement label, this command's word for the field, or its name."""
+    if f"{component}.{name}" in _T:
+        return text(f"{component}.{name}", lang)
+    if name in Measurement.__members__:
+        return cat.label("measurement", name, lang)
+    return text(name, lang) if name in _T else name
+
+
+def _field_value(f: StatusField, value: Any, cat: Catalogue, lang: Language) -> str:
+    """A status field's value in words, by its declared kind."""
+    if f.kind == "bool":
+        return text("flag.yes" if value else "flag.no", lang)
+    if f.kind == "code":
+        return _named(_CODE_WORDS.get(f.codes, f.name) if f.codes is not None else f.name, value, lang)
+    if f.kind == "int":
+        return _measure(cat, f.name, value, lang) if f.name in Measurement.__members__ else str(value)
+    if f.kind == "bytes":
+        return bytes(value).hex(" ").upper() if value else text("none", lang)
+    if f.kind == "list":
+        items = [" ".join(str(v) for k, v in dict(item).items() if not k.startswith("_")) for item in value]
+        return _COMMA[lang].join(items) if items else text("none", lang)
+    return str(value) if value else text("none", lang)
+
+
+def declared_rows(component: str, fields: Sequence[StatusField], s: dict[str, Any], cat: Catalogue,
+                  lang: Language) -> Rows:
+    """One row per field of a component's status block, from its declaration (``fields``, see
+    :func:`protocols.pos.messages.status_fields`): what a component without rows of its own in
+    ``_ROWS`` shows."""
+    return [(_field_label(component, f.name, cat, lang), _field_value(f, s[f.name], cat, lang)) for f in fields]
+
+
+#: components whose rows say more than one row per declared field (combined fields, bit names,
+#: durations); any other component's rows are :func:`declared_rows`
 _ROWS: dict[str, Callable[[dict[str, Any], Catalogue, Language], Rows]] = {
-    "system": _system, "magstripe": _magstripe, "chip": _chip, "contactless": _contactless,
-    "printer": _printer, "screen": _screen, "keypad": _keypad, "network": _network, "power": _power,
-    "scanner": _scanner, "security": _security,
+    "system": _system, "magstripe": _magstripe, "printer": _printer, "screen": _screen, "keypad": _keypad,
+    "network": _network, "power": _power, "security": _security,
 }
 
 
@@ -330,7 +359,10 @@ def component_rows(result: ComponentStatus, lang: str, catalogue: Catalogue | No
     try:
         if result.status.get("protocol") == "escpos":
             return _escpos_printer(result.status, cat, language)
-        return _ROWS[result.component](result.status, cat, language)
+        rows = _ROWS.get(result.component)
+        if rows is None:
+            return declared_rows(result.component, status_fields(result.component), result.status, cat, language)
+        return rows(result.status, cat, language)
     except (KeyError, TypeError, ValueError) as exc:
         # a block missing a field the spec gives it, or an unknown component: say so, in one row
         return [("", text("error", language, r=f"unexpected status block ({type(exc).__name__}: {exc})"))]

@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from drivers.device import Device, SelfTestHandle
 from drivers.errors import (
@@ -35,6 +35,7 @@ from drivers.errors import (
 from drivers.terminal import DeviceInfo, SelfTestProgress, SelfTestResult
 from pos_sim import __version__, exitcodes
 from pos_sim.diagnostics.catalogue import Catalogue, FaultEntry, load_catalogue, normalize_language
+from protocols.pos.codes import Component, ComponentCode, Prompt, PromptCode
 
 SCHEMA_VERSION = 1
 
@@ -43,14 +44,28 @@ EXIT_USAGE, EXIT_OPEN, EXIT_COMMUNICATION = exitcodes.USAGE, exitcodes.PORT, exi
 EXIT_FAILED, EXIT_WARNING = exitcodes.FAILED, exitcodes.WARNING
 EXIT_LOCKED, EXIT_EVENT_LOG = exitcodes.LOCKED, exitcodes.EVENT_LOG
 
-#: components whose full test may ask a person for something, so they run one at a time
-INTERACTIVE = ("screen", "keypad", "magstripe", "chip", "contactless", "printer", "scanner")
-CONFIRM_PROMPTS = ("confirm_pattern", "confirm_print")
-NATURAL_ORDER = ("system", "security", "power", "network", "screen", "keypad", "magstripe", "chip",
-                 "contactless", "printer", "scanner")
+
+def plan_order(components: Iterable[ComponentCode] = Component,
+               key: Literal["plan", "drop"] = "plan") -> tuple[str, ...]:
+    """The components' names in the order their declaration ranks them (``plan`` or ``drop``)."""
+    return tuple(c.name for c in sorted(components, key=lambda c: (int(getattr(c, key)), int(c))))
+
+
+def interactive(components: Iterable[ComponentCode] = Component,
+                prompts: Iterable[PromptCode] = Prompt) -> tuple[str, ...]:
+    """The components a declared prompt belongs to, in plan order: their tests may ask a person."""
+    asking = {p.component.name for p in prompts if p.component is not None}
+    return tuple(c for c in plan_order(components) if c in asking)
+
+
+#: the natural order of a full or quick plan, from the Component declaration (its ``plan`` ranks)
+NATURAL_ORDER = plan_order()
 #: after a fall: tamper first, then what the guides tell a merchant to check, the board last
-DROP_ORDER = ("security", "screen", "magstripe", "chip", "contactless", "keypad", "printer", "scanner",
-              "power", "network", "system")
+#: (the Component declaration's ``drop`` ranks)
+DROP_ORDER = plan_order(key="drop")
+#: components whose full test may ask a person for something, so they run one at a time
+INTERACTIVE = interactive()
+CONFIRM_PROMPTS = ("confirm_pattern", "confirm_print")
 PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
     "full": ("full", NATURAL_ORDER),
     "quick": ("quick", NATURAL_ORDER),

@@ -15,7 +15,13 @@ import ipaddress
 import math
 from typing import Any
 
-from pos_sim.emulator.scenario import HEAD_OVERHEAT_C, HEAD_WARMING_C, Scenario
+from pos_sim.emulator.scenario import (
+    COMPONENT_SCHEMAS,
+    HEAD_OVERHEAT_C,
+    HEAD_WARMING_C,
+    ComponentConfig,
+    Scenario,
+)
 from pos_sim.emulator.state import DeviceState
 from protocols.pos.codes import (
     BatteryStatus,
@@ -30,6 +36,7 @@ from protocols.pos.codes import (
     TamperState,
     TrackCode,
 )
+from protocols.pos.messages import status_fields
 
 #: below this battery level the terminal reports battery_low (LwM2M battery status 4)
 BATTERY_LOW_PCT = 15.0
@@ -54,15 +61,9 @@ _AUTO_RECOVERABLE = 0x40  # DLE EOT 3 bit 6
 _NEAR_END = 0x0C         # DLE EOT 4 bits 2-3
 _PAPER_END = 0x60        # DLE EOT 4 bits 5-6
 
-_USAGE_PARAMS = {
-    "swipes": (Component.magstripe, "swipes"),
-    "failed_swipes": (Component.magstripe, "failed_swipes"),
-    "insertions": (Component.chip, "insertions"),
-    "taps": (Component.contactless, "taps"),
-    "lines_printed": (Component.printer, "lines_printed"),
-    "presses": (Component.keypad, "presses"),
-    "decodes": (Component.scanner, "decodes"),
-}
+#: the usage counters (swipes, lines printed, ...), each a counter parameter of its component's scenario table
+_USAGE_PARAMS: dict[str, tuple[Component, str]] = {
+    name: (c, name) for c, schema in COMPONENT_SCHEMAS.items() for name, spec in schema.params.items() if spec.counter}
 
 
 class Device:
@@ -248,67 +249,89 @@ class Device:
     # -- status blocks (STATUS_REPLY) ----------------------------------------------------------
 
     def status(self, component: Component, now: float) -> dict[str, Any]:
-        """The component's status block, as STATUS_REPLY encodes it."""
+        """The component's status block, as STATUS_REPLY encodes it, in its declaration's order.
+
+        A field the declaration shares with the scenario (a status-block parameter) or with the
+        usage counters is their value as it is; :meth:`_computed` gives the fields that follow from
+        faults, state and time.  A declared field neither gives is a ``KeyError`` naming it.
+        """
         cfg = self.scenario.component(component)
-        usage = self.state.usage
-        if component == Component.system:
-            free = cfg.get_int("free_memory_kb")
-            return {"free_memory_kb": free, "total_memory_kb": cfg.get_int("total_memory_kb"),
-                    "uptime_s": int(now - self.boot) & 0xFFFFFFFF, "board_temp_c": cfg.get_int("board_temp_c"),
-                    "firmware_update_state": cfg.get_int("firmware_update_state"),
-                    "firmware_update_result": cfg.get_int("firmware_update_result"),
-                    "last_reset": int(self.state.last_reset)}
-        if component == Component.magstripe:
-            state = (ReaderState.fault if cfg.has(FaultCode.msr_head_fault)
-                     else ReaderState.busy if component in self.reading else ReaderState.ready)
-            t1, t2, t3 = self.last_tracks
-            return {"state": int(state), "track1": int(t1), "track2": int(t2), "track3": int(t3),
-                    "swipes": usage["swipes"], "failed_swipes": usage["failed_swipes"]}
-        if component == Component.chip:
-            slot = (ChipSlotState.fault if cfg.has(FaultCode.icc_contact_fault)
-                    else ChipSlotState.card_present if self.card_in_slot else ChipSlotState.empty)
-            atr = bytes.fromhex(cfg.get_str("atr")) if self.card_in_slot and not cfg.has(FaultCode.icc_no_atr) else b""
-            return {"slot": int(slot), "atr": atr, "insertions": usage["insertions"]}
-        if component == Component.contactless:
-            field_state = (ReaderState.fault if cfg.has(FaultCode.nfc_field_fault)
-                           else ReaderState.busy if component in self.reading else ReaderState.ready)
-            return {"field": int(field_state), "cards_in_field": self.cards_in_field, "taps": usage["taps"]}
-        if component == Component.printer:
-            s1, s2, s3, s4 = self.escpos_status()
-            return {"printer_status": s1, "offline_cause": s2, "error_cause": s3, "paper_sensor": s4,
-                    "head_temp_c": self.head_temp_c(), "lines_printed": usage["lines_printed"]}
-        if component == Component.screen:
-            panel = (PanelState.no_signal if cfg.has(FaultCode.panel_no_signal)
-                     else PanelState.damaged if cfg.get_int("dead_pixels") > 0 else PanelState.ok)
-            backlight = 0 if cfg.has(FaultCode.backlight_fault) else cfg.get_int("backlight_pct")
-            return {"panel": int(panel), "width": cfg.get_int("width"), "height": cfg.get_int("height"),
-                    "touch": cfg.get_bool("touch"), "backlight_pct": backlight,
-                    "dead_pixels": min(cfg.get_int("dead_pixels"), 0xFFFF)}
-        if component == Component.keypad:
-            return {"keys_total": len(KeyCode), "presses": usage["presses"],
-                    "stuck_keys": [{"key": int(KeyCode[k])} for k in cfg.get_names("stuck_keys")]}
-        if component == Component.network:
-            up = self.link_up
-            bearer = Bearer[cfg.get_str("bearer")] if up else Bearer.none
-            cellular = bearer not in (Bearer.wlan, Bearer.ethernet, Bearer.bluetooth, Bearer.none)
-            return {"bearer": int(bearer), "signal_dbm": cfg.get_int("signal_dbm") if up else -113,
-                    "link_quality": cfg.get_int("link_quality") if up else 0, "ipv4": self.ipv4,
-                    "apn": cfg.get_str("apn") if cellular else "",
-                    "cell_id": cfg.get_int("cell_id") if cellular else 0,
-                    "sim_present": not self.no_sim, "host_reachable": self.host_reachable,
-                    "latency_ms": min(cfg.get_int("latency_ms"), 0xFFFE) if self.host_reachable else 0xFFFF}
-        if component == Component.power:
-            return {"source": int(self.power_source), "voltage_mv": self.voltage_mv(now),
-                    "current_ma": self.current_ma(now), "battery_pct": int(self.battery_pct(now)),
-                    "battery_status": int(self.battery_status(now)),
-                    "battery_temp_c": cfg.get_int("battery_temp_c")}
-        if component == Component.scanner:
-            state = (ReaderState.fault if cfg.has(FaultCode.scanner_fault)
-                     else ReaderState.busy if component in self.reading else ReaderState.ready)
-            return {"state": int(state), "decodes": usage["decodes"]}
-        # security
+        schema = COMPONENT_SCHEMAS[component]
+        block: dict[str, Any] = {}
+        for f in status_fields(component.name):
+            if _USAGE_PARAMS.get(f.name, (None, ""))[0] == component:
+                block[f.name] = self.state.usage[f.name]
+            elif f.name in schema.params and schema.params[f.name].status_field:
+                value = cfg.params[f.name]
+                block[f.name] = int(f.codes[str(value)]) if f.codes is not None else value
+        block.update(self._computed(component, cfg, now))
+        return {f.name: block[f.name] for f in status_fields(component.name)}
+
+    def _computed(self, component: Component, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        """The status fields that are not a scenario parameter or usage counter as it is: what
+        ``_status_<name>`` gives (a component whose block needs none has no such method)."""
+        compute = getattr(self, f"_status_{component.name}", None)
+        return {} if compute is None else dict(compute(cfg, now))
+
+    def _status_system(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        return {"uptime_s": int(now - self.boot) & 0xFFFFFFFF, "last_reset": int(self.state.last_reset)}
+
+    def _status_magstripe(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        state = (ReaderState.fault if cfg.has(FaultCode.msr_head_fault)
+                 else ReaderState.busy if Component.magstripe in self.reading else ReaderState.ready)
+        t1, t2, t3 = self.last_tracks
+        return {"state": int(state), "track1": int(t1), "track2": int(t2), "track3": int(t3)}
+
+    def _status_chip(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        slot = (ChipSlotState.fault if cfg.has(FaultCode.icc_contact_fault)
+                else ChipSlotState.card_present if self.card_in_slot else ChipSlotState.empty)
+        atr = bytes.fromhex(cfg.get_str("atr")) if self.card_in_slot and not cfg.has(FaultCode.icc_no_atr) else b""
+        return {"slot": int(slot), "atr": atr}
+
+    def _status_contactless(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        field_state = (ReaderState.fault if cfg.has(FaultCode.nfc_field_fault)
+                       else ReaderState.busy if Component.contactless in self.reading else ReaderState.ready)
+        return {"field": int(field_state), "cards_in_field": self.cards_in_field}
+
+    def _status_printer(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        s1, s2, s3, s4 = self.escpos_status()
+        return {"printer_status": s1, "offline_cause": s2, "error_cause": s3, "paper_sensor": s4,
+                "head_temp_c": self.head_temp_c()}
+
+    def _status_screen(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        panel = (PanelState.no_signal if cfg.has(FaultCode.panel_no_signal)
+                 else PanelState.damaged if cfg.get_int("dead_pixels") > 0 else PanelState.ok)
+        backlight = 0 if cfg.has(FaultCode.backlight_fault) else cfg.get_int("backlight_pct")
+        return {"panel": int(panel), "backlight_pct": backlight,
+                "dead_pixels": min(cfg.get_int("dead_pixels"), 0xFFFF)}
+
+    def _status_keypad(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        return {"keys_total": len(KeyCode),
+                "stuck_keys": [{"key": int(KeyCode[k])} for k in cfg.get_names("stuck_keys")]}
+
+    def _status_network(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        up = self.link_up
+        bearer = Bearer[cfg.get_str("bearer")] if up else Bearer.none
+        cellular = bearer not in (Bearer.wlan, Bearer.ethernet, Bearer.bluetooth, Bearer.none)
+        return {"bearer": int(bearer), "signal_dbm": cfg.get_int("signal_dbm") if up else -113,
+                "link_quality": cfg.get_int("link_quality") if up else 0, "ipv4": self.ipv4,
+                "apn": cfg.get_str("apn") if cellular else "",
+                "cell_id": cfg.get_int("cell_id") if cellular else 0,
+                "sim_present": not self.no_sim, "host_reachable": self.host_reachable,
+                "latency_ms": min(cfg.get_int("latency_ms"), 0xFFFE) if self.host_reachable else 0xFFFF}
+
+    def _status_power(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        return {"source": int(self.power_source), "voltage_mv": self.voltage_mv(now),
+                "current_ma": self.current_ma(now), "battery_pct": int(self.battery_pct(now)),
+                "battery_status": int(self.battery_status(now))}
+
+    def _status_scanner(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
+        state = (ReaderState.fault if cfg.has(FaultCode.scanner_fault)
+                 else ReaderState.busy if Component.scanner in self.reading else ReaderState.ready)
+        return {"state": int(state)}
+
+    def _status_security(self, cfg: ComponentConfig, now: float) -> dict[str, Any]:
         tripped = cfg.has(FaultCode.tamper_tripped)
         return {"tamper": int(TamperState.tripped if tripped else TamperState.armed),
                 "tamper_sources": cfg.get_int("tamper_sources") if tripped else 0,
-                "keys_loaded": self.state.keys_loaded,
-                "tripped_at": cfg.get_int("tripped_at")}
+                "keys_loaded": self.state.keys_loaded}

@@ -22,24 +22,22 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
 
-from construct import Construct, FormatField, Renamed
+from construct import Construct, FormatField, Renamed, Struct
 
 from pos_sim.emulator.errors import ScenarioError
 from protocols.pos import timing
 from protocols.pos.codes import (
-    Bearer,
     CodeEnum,
     Component,
     FaultCode,
     KeyCode,
     LifecycleState,
-    PowerSource,
     Severity,
     TrackCode,
 )
 from protocols.pos.faults import component_of
 from protocols.pos.framing import MAX_PAYLOAD
-from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, TX_RECORD, MessageType
+from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, TX_RECORD, MessageType, block_fields
 
 #: where the built-in scenarios live: the package's own data, pos_sim/emulator/scenarios/
 SCENARIO_DIR: Final[Traversable] = resources.files("pos_sim.emulator").joinpath("scenarios")
@@ -59,6 +57,11 @@ class ParamSpec:
     doc: str
     #: for "str" and "names": the code table the strings must name (None: free text)
     choices: type[CodeEnum] | None = None
+    #: the value is sent as the status-block field of the same name (its kind, meaning and, for
+    #: whole numbers, its limits come from that declaration)
+    status_field: bool = False
+    #: a usage counter: the value is where the count starts, the emulator keeps it in its state file
+    counter: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,86 +79,119 @@ def _p(kind: str, default: ParamValue, doc: str, choices: type[CodeEnum] | None 
     return ParamSpec(kind, default, doc, choices)
 
 
+def _s(default: ParamValue, doc: str = "", *, counter: bool = False) -> ParamSpec:
+    """A parameter that is a field of the component's status block (protocols/pos/messages.py):
+    its kind and code table, and its meaning unless ``doc`` says more, are the declaration's.
+    A ``counter`` counts up from ``default`` as the terminal is used."""
+    return ParamSpec("", default, doc, status_field=True, counter=counter)
+
+
+#: the parameter kind of a status-block field kind
+_KIND_OF_FIELD = {"int": "int", "bool": "bool", "str": "str", "code": "str"}
+
+
+def declared_schema(component: str, schema: ComponentSchema, block: Struct) -> ComponentSchema:
+    """``schema`` with its status-field parameters completed from ``block``, the component's
+    status-block declaration; a status-field parameter the block lacks is a :class:`TypeError`."""
+    fields = {f.name: f for f in block_fields(block)}
+    params: dict[str, ParamSpec] = {}
+    for name, spec in schema.params.items():
+        if spec.status_field:
+            wire = fields.get(name)
+            if wire is None or wire.kind not in _KIND_OF_FIELD:
+                raise TypeError(f"components.{component}.{name}: no such number, text or flag in the "
+                                f"status block of {component} (protocols/pos/messages.py)")
+            params[name] = ParamSpec(_KIND_OF_FIELD[wire.kind], spec.default, spec.doc or wire.doc, wire.codes, True,
+                                     spec.counter)
+        else:
+            params[name] = spec
+    return ComponentSchema(params, schema.declarable, schema.derived)
+
+
 _F = FaultCode
 _OK3 = ("ok", "ok", "ok")
 
-COMPONENT_SCHEMAS: dict[Component, ComponentSchema] = {
+_SCHEMAS: dict[Component, ComponentSchema] = {
     Component.system: ComponentSchema({
-        "free_memory_kb": _p("int", 18432, "free RAM, KiB (below 2048 the memory check fails out_of_memory)"),
-        "total_memory_kb": _p("int", 65536, "RAM, KiB"),
-        "board_temp_c": _p("int", 41, "board temperature, degrees Celsius"),
-        "firmware_update_state": _p("int", 0, "LwM2M object 5 state"),
-        "firmware_update_result": _p("int", 1, "LwM2M object 5 result"),
+        "free_memory_kb": _s(18432, "free RAM, KiB (below 2048 the memory check fails out_of_memory)"),
+        "total_memory_kb": _s(65536),
+        "board_temp_c": _s(41),
+        "firmware_update_state": _s(0),
+        "firmware_update_result": _s(1),
     }, frozenset({_F.firmware_integrity, _F.firmware_incompatible, _F.firmware_update_failed,
                   _F.clock_invalid}),
         "out_of_memory when free_memory_kb < 2048; watchdog_reset after the firmware crashed"),
     Component.magstripe: ComponentSchema({
-        "swipes": _p("int", 1523, "swipes since manufacture"),
-        "failed_swipes": _p("int", 14, "swipes with no track read"),
+        "swipes": _s(1523, counter=True),
+        "failed_swipes": _s(14, counter=True),
         "test_swipes": _p("swipes", (_OK3, _OK3, _OK3),
                           "one [track1, track2, track3] TrackCode triple per swipe of the self-test"),
     }, frozenset({_F.msr_head_fault}),
         "track faults come from test_swipes: the same bad track on every swipe gives its msr_* code, "
         "bad swipes among good ones give msr_intermittent"),
     Component.chip: ComponentSchema({
-        "insertions": _p("int", 812, "insertions since manufacture"),
+        "insertions": _s(812, counter=True),
         "atr": _p("str", "3B6E00000031C071D66438D00300", "answer-to-reset of the test card, hex"),
     }, frozenset({_F.icc_no_atr, _F.icc_bad_atr, _F.icc_contact_fault})),
     Component.contactless: ComponentSchema({
-        "taps": _p("int", 950, "taps since manufacture"),
+        "taps": _s(950, counter=True),
     }, frozenset({_F.nfc_field_fault, _F.nfc_collision, _F.nfc_no_card})),
     Component.printer: ComponentSchema({
-        "lines_printed": _p("int", 482113, "dot lines printed since manufacture"),
-        "head_temp_c": _p("int", 38, "print-head temperature at rest, degrees Celsius"),
+        "lines_printed": _s(482113, counter=True),
+        "head_temp_c": _s(38, "print-head temperature at rest, degrees Celsius"),
         "paper": _p("str", "ok", "paper roll: ok, near_end or end (gives paper_near_end / paper_end)"),
     }, frozenset({_F.cover_open, _F.cutter_error, _F.head_overheat, _F.printer_unrecoverable}),
         "paper_near_end and paper_end come from paper"),
     Component.screen: ComponentSchema({
-        "width": _p("int", 320, "pixels"),
-        "height": _p("int", 480, "pixels"),
-        "touch": _p("bool", True, "the screen has a touch panel"),
-        "backlight_pct": _p("int", 80, "backlight level, percent"),
-        "dead_pixels": _p("int", 0, "pixels the panel reports dead (above 0: panel_damaged)"),
+        "width": _s(320),
+        "height": _s(480),
+        "touch": _s(True),
+        "backlight_pct": _s(80),
+        "dead_pixels": _s(0, "pixels the panel reports dead (above 0: panel_damaged)"),
         "touch_points": _p("int", 4, "corners that register a touch, 0-4 (below 4: touch_fault)"),
     }, frozenset({_F.backlight_fault, _F.panel_no_signal}),
         "panel_damaged when dead_pixels > 0, touch_fault when touch_points < 4"),
     Component.keypad: ComponentSchema({
-        "presses": _p("int", 20431, "key presses since manufacture"),
+        "presses": _s(20431, counter=True),
         "stuck_keys": _p("names", (), "keys that report pressed without a touch (key_stuck)", KeyCode),
         "dead_keys": _p("names", (), "keys that do not register (key_not_registered)", KeyCode),
     }, frozenset(), "key_stuck from stuck_keys, key_not_registered from dead_keys"),
     Component.network: ComponentSchema({
-        "bearer": _p("str", "lte_fdd", "bearer when the link is up (Bearer)", Bearer),
-        "signal_dbm": _p("int", -71, "signal strength, dBm (-105 or weaker: weak_signal)"),
-        "link_quality": _p("int", 182, "0-255"),
+        "bearer": _s("lte_fdd", "bearer when the link is up (Bearer)"),
+        "signal_dbm": _s(-71, "signal strength, dBm (-105 or weaker: weak_signal)"),
+        "link_quality": _s(182),
         "ipv4": _p("str", "10.64.12.7", "IPv4 address when the link is up"),
-        "apn": _p("str", "cmnet", "access point name"),
-        "cell_id": _p("int", 27441996, "serving cell id"),
+        "apn": _s("cmnet", "access point name"),
+        "cell_id": _s(27441996),
         "dns_ms": _p("int", 38, "DNS lookup time, ms"),
-        "latency_ms": _p("int", 126, "round trip to the payment host, ms (above 1000: high_latency)"),
+        "latency_ms": _s(126, "round trip to the payment host, ms (above 1000: high_latency)"),
     }, frozenset({_F.no_sim, _F.no_link, _F.no_ip, _F.dns_failure, _F.host_unreachable}),
         "weak_signal from signal_dbm, high_latency from latency_ms; no_link also leaves no IP and "
         "the host unreachable"),
     Component.power: ComponentSchema({
-        "source": _p("str", "usb", "power source (PowerSource)", PowerSource),
+        "source": _s("usb", "power source (PowerSource)"),
         "battery_pct": _p("float", 92.0, "battery level at first boot, percent (below 15: battery_low)"),
         "charge_pct_per_hour": _p("float", math.nan,
                                   "battery change per hour of wall-clock time, negative when draining "
                                   "(default: +15 on external power, -10 on battery)"),
-        "battery_temp_c": _p("int", 29, "battery temperature, degrees Celsius"),
+        "battery_temp_c": _s(29),
     }, frozenset({_F.battery_damaged, _F.not_charging, _F.external_power_off, _F.voltage_unstable,
                   _F.battery_missing}),
         "battery_low when the level is below 15 %"),
     Component.scanner: ComponentSchema({
-        "decodes": _p("int", 311, "codes decoded since manufacture"),
+        "decodes": _s(311, counter=True),
         "decode_ms": _p("int", 180, "time to decode the test code, ms"),
     }, frozenset({_F.scanner_no_decode, _F.scanner_fault})),
     Component.security: ComponentSchema({
-        "tamper_sources": _p("int", 0, "bits: 0 cover switch, 1 mesh, 2 shock (drop), 3 temperature"),
-        "tripped_at": _p("int", 0, "Unix time of the last trip, 0 when never"),
+        "tamper_sources": _s(0),
+        "tripped_at": _s(0),
     }, frozenset({_F.tamper_tripped, _F.keys_erased, _F.keys_missing}),
         "tamper_tripped requires lifecycle state locked (and locked requires tamper_tripped)"),
 }
+#: every component's parameters and declarable faults, its status-block parameters completed from
+#: the declaration (protocols/pos/messages.py)
+COMPONENT_SCHEMAS: Final[dict[Component, ComponentSchema]] = {
+    c: declared_schema(c.name, s, STATUS_BY_COMPONENT[c.name]) for c, s in _SCHEMAS.items()}
 
 
 #: what the emulator adds to ``components.printer.head_temp_c`` while printing, and when the
@@ -232,6 +268,13 @@ def _status(component: str, field_name: str, **kw: Any) -> WireField:
     return WireField(f"STATUS_REPLY {component}", STATUS_BY_COMPONENT[component], (field_name,), **kw)
 
 
+def status_wire_fields(component: str, schema: ComponentSchema, block: Struct) -> dict[str, WireField]:
+    """The wire field of each whole-number status-block parameter of ``schema``: the field of the
+    same name in ``block``, the component's status-block declaration."""
+    return {f"components.{component}.{k}": WireField(f"STATUS_REPLY {component}", block, (k,))
+            for k, spec in schema.params.items() if spec.status_field and spec.kind == "int"}
+
+
 def _measured(**kw: Any) -> WireField:
     return WireField("SELFTEST_RESULT", CATALOGUE[MessageType.SELFTEST_RESULT].declaration,
                      ("measurements", "value"), **kw)
@@ -239,20 +282,9 @@ def _measured(**kw: Any) -> WireField:
 
 #: every number a scenario file gives, by its key, and the wire field it is sent in
 WIRE_FIELDS: Final[dict[str, WireField]] = {
-    **{f"components.{c}.{k}": _status(c, k) for c, keys in {
-        "system": ("free_memory_kb", "total_memory_kb", "board_temp_c", "firmware_update_state",
-                   "firmware_update_result"),
-        "magstripe": ("swipes", "failed_swipes"),
-        "chip": ("insertions",),
-        "contactless": ("taps",),
-        "printer": ("lines_printed",),
-        "screen": ("width", "height", "backlight_pct", "dead_pixels"),
-        "keypad": ("presses",),
-        "network": ("signal_dbm", "link_quality", "cell_id", "latency_ms"),
-        "power": ("battery_temp_c",),
-        "scanner": ("decodes",),
-        "security": ("tamper_sources", "tripped_at"),
-    }.items() for k in keys},
+    # a status-block parameter is sent in its own field
+    **{k: wf for c, schema in COMPONENT_SCHEMAS.items()
+       for k, wf in status_wire_fields(c.name, schema, STATUS_BY_COMPONENT[c.name]).items()},
     "components.printer.head_temp_c": _status(
         "printer", "head_temp_c", add=HEAD_WARMING_C + HEAD_OVERHEAT_C,
         note=f"less the {HEAD_WARMING_C + HEAD_OVERHEAT_C} C a printing, overheating head adds"),

@@ -39,20 +39,42 @@ class FrameFlag(CodeEnum):
     RETRANSMIT = 0x04, "a repeat of an earlier frame with the same sequence number"
 
 
-class Component(CodeEnum):
+class ComponentCode(CodeEnum):
+    """A component's number and description, and its places in the two orders a diagnosis runs in.
+
+    A member is declared ``number, description, plan, drop``: ``plan`` ranks it in the natural
+    order (full and quick diagnoses: the board, tamper, power and the link first, then what a
+    person handles), ``drop`` in the order after a fall (tamper first, then what the repair
+    guides tell a merchant to check, the board last).  Lower runs first; the ranks leave gaps so
+    that a new component slots in without renumbering the others.
+    """
+
+    plan: int
+    drop: int
+
+    def __new__(cls, value: int, doc: str = "", plan: int = 0, drop: int = 0) -> ComponentCode:
+        obj = int.__new__(cls, value)
+        obj._value_ = value
+        obj.doc = doc
+        obj.plan = plan
+        obj.drop = drop
+        return obj
+
+
+class Component(ComponentCode):
     """Parts of a terminal that have a status and a self-test."""
 
-    system = 0x01, "main board: memory, firmware, clock"
-    magstripe = 0x02, "magnetic-stripe reader (tracks 1-3)"
-    chip = 0x03, "IC-chip (contact) card reader"
-    contactless = 0x04, "contactless (NFC) card reader"
-    printer = 0x05, "thermal receipt printer and cutter"
-    screen = 0x06, "display, backlight and touch panel"
-    keypad = 0x07, "PIN pad and function keys"
-    network = 0x08, "cellular / Wi-Fi / Ethernet link to the payment host"
-    power = 0x09, "power source, battery and charger"
-    scanner = 0x0A, "QR / barcode scanner"
-    security = 0x0B, "tamper switches and payment-key store"
+    system = 0x01, "main board: memory, firmware, clock", 10, 110
+    magstripe = 0x02, "magnetic-stripe reader (tracks 1-3)", 70, 30
+    chip = 0x03, "IC-chip (contact) card reader", 80, 40
+    contactless = 0x04, "contactless (NFC) card reader", 90, 50
+    printer = 0x05, "thermal receipt printer and cutter", 100, 70
+    screen = 0x06, "display, backlight and touch panel", 50, 20
+    keypad = 0x07, "PIN pad and function keys", 60, 60
+    network = 0x08, "cellular / Wi-Fi / Ethernet link to the payment host", 40, 100
+    power = 0x09, "power source, battery and charger", 30, 90
+    scanner = 0x0A, "QR / barcode scanner", 110, 80
+    security = 0x0B, "tamper switches and payment-key store", 20, 10
 
 
 class LifecycleState(CodeEnum):
@@ -105,18 +127,35 @@ class SelfTestPlan(CodeEnum):
     quick = 1, "non-interactive checks only"
 
 
-class Prompt(CodeEnum):
+class PromptCode(CodeEnum):
+    """A prompt's number and description, and the component whose self-test shows it.
+
+    A member is declared ``number, description, component`` (``None`` for no prompt): a
+    component with a prompt may ask a person for something, so its test runs alone.
+    """
+
+    component: ComponentCode | None
+
+    def __new__(cls, value: int, doc: str = "", component: ComponentCode | None = None) -> PromptCode:
+        obj = int.__new__(cls, value)
+        obj._value_ = value
+        obj.doc = doc
+        obj.component = component
+        return obj
+
+
+class Prompt(PromptCode):
     """What a self-test in progress asks a person to do."""
 
-    none = 0, "nothing: the test runs on its own"
-    swipe_card = 1, "swipe a magnetic-stripe test card"
-    insert_card = 2, "insert a chip test card"
-    tap_card = 3, "tap a contactless test card (two at once for anti-collision)"
-    press_all_keys = 4, "press every key once"
-    confirm_pattern = 5, "look at the test pattern and confirm it (SELFTEST_CONFIRM)"
-    scan_code = 6, "show the test QR code to the scanner"
-    confirm_print = 7, "look at the test page and confirm it (SELFTEST_CONFIRM)"
-    touch_corners = 8, "touch the four corners of the screen"
+    none = 0, "nothing: the test runs on its own", None
+    swipe_card = 1, "swipe a magnetic-stripe test card", Component.magstripe
+    insert_card = 2, "insert a chip test card", Component.chip
+    tap_card = 3, "tap a contactless test card (two at once for anti-collision)", Component.contactless
+    press_all_keys = 4, "press every key once", Component.keypad
+    confirm_pattern = 5, "look at the test pattern and confirm it (SELFTEST_CONFIRM)", Component.screen
+    scan_code = 6, "show the test QR code to the scanner", Component.scanner
+    confirm_print = 7, "look at the test page and confirm it (SELFTEST_CONFIRM)", Component.printer
+    touch_corners = 8, "touch the four corners of the screen", Component.screen
 
 
 class TrackCode(CodeEnum):

@@ -10,6 +10,7 @@ fast decoders are compiled from them (``protocols.pos.compiler``).  Every payloa
 from __future__ import annotations
 
 import binascii
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ from construct import (
     Container,
     Enum,
     Flag,
+    FormatField,
     GreedyBytes,
     Int8sb,
     Int8ub,
@@ -32,6 +34,7 @@ from construct import (
     Prefixed,
     PrefixedArray,
     SizeofError,
+    StringEncoded,
     Struct,
     Switch,
     Terminated,
@@ -75,14 +78,23 @@ str8 = PascalString(Int8ub, "utf8")
 bytes8 = Prefixed(Int8ub, GreedyBytes)
 
 
+#: the code table of each enumerated field (construct's ``Enum`` keeps only the names)
+_CODE_TABLES: dict[int, type[CodeEnum]] = {}
+
+
+def _coded(field: Construct, e: type[CodeEnum]) -> Construct:
+    _CODE_TABLES[id(field)] = e
+    return field
+
+
 def enum8(e: type[CodeEnum]) -> Construct:
     """A one-byte enumerated field."""
-    return Enum(Int8ub, e)
+    return _coded(Enum(Int8ub, e), e)
 
 
 def enum16(e: type[CodeEnum]) -> Construct:
     """A two-byte enumerated field."""
-    return Enum(Int16ub, e)
+    return _coded(Enum(Int16ub, e), e)
 
 
 def message(*fields: Construct) -> Struct:
@@ -187,6 +199,50 @@ STATUS_BY_COMPONENT: dict[str | int, Struct] = {
         "tripped_at" / Int32ub * "Unix time of the last trip, 0 when never",
     ),
 }
+
+
+@dataclass(frozen=True)
+class StatusField:
+    """One field of a component's status block, as its declaration gives it.
+
+    ``kind`` is ``int`` (a whole number; ``signed`` says whether it may be negative), ``bool``,
+    ``str`` (UTF-8 text), ``bytes``, ``code`` (a name from ``codes``, a :class:`CodeEnum`) or
+    ``list`` (an array of records).
+    """
+
+    name: str
+    kind: str
+    doc: str
+    codes: type[CodeEnum] | None = None
+    signed: bool = False
+
+
+def _status_field(field: Construct) -> StatusField:
+    inner = unwrap(field)
+    doc = str(field.docs or "")
+    codes = _CODE_TABLES.get(id(inner))
+    if codes is not None:
+        return StatusField(field.name, "code", doc, codes)
+    if isinstance(inner, Flag.__class__):
+        return StatusField(field.name, "bool", doc)
+    if isinstance(inner, StringEncoded):
+        return StatusField(field.name, "str", doc)
+    if isinstance(inner, FormatField):
+        return StatusField(field.name, "int", doc, signed=inner.fmtstr[-1].islower())
+    if prefixed_array_parts(inner) is not None:
+        return StatusField(field.name, "list", doc)
+    return StatusField(field.name, "bytes", doc)
+
+
+def block_fields(block: Struct) -> tuple[StatusField, ...]:
+    """The fields of a status-block declaration, in wire order."""
+    return tuple(_status_field(f) for f in block.subcons if f.name)
+
+
+@functools.cache
+def status_fields(component: str | int) -> tuple[StatusField, ...]:
+    """The fields of ``component``'s status block (by name or number), in wire order."""
+    return block_fields(STATUS_CASES[component if isinstance(component, str) else int(component)])
 
 
 #: the Switch's cases: by name (what parsing yields) and by number, so that building with
@@ -668,6 +724,7 @@ __all__ = [
     "REQUESTS",
     "SAFE_TO_REPEAT",
     "STATUS_BY_COMPONENT",
+    "STATUS_CASES",
     "TERMINAL",
     "TXLOG_PAGE_MAX",
     "TX_RECORD",
@@ -677,6 +734,8 @@ __all__ = [
     "MessageSpec",
     "MessageType",
     "Paging",
+    "StatusField",
+    "block_fields",
     "decode_message",
     "decode_payload",
     "decode_payload_construct",
@@ -687,6 +746,7 @@ __all__ = [
     "jsonable",
     "page_capacity",
     "request",
+    "status_fields",
     "txlog_page_crc",
     "validate_catalogue",
 ]

@@ -190,5 +190,11 @@ def test_status_asks_only_for_words_it_has_and_has_none_it_never_shows() -> None
     everything = {**book.pairs("status"), **book.pairs("marks")}
     missing = {k: where for k, where in uses.asked.items() if k not in everything}
     assert not missing, f"asked for but not in pos_sim/cli/text.toml: {missing}"
-    unused = [k for k in everything if not uses.used(k, uses.constants | _code_values())]
+    # a block shown one row per declared field asks for its fields' words (status.declared_rows)
+    from pos_sim.cli.status import _ROWS
+    from protocols.pos.messages import STATUS_BY_COMPONENT, status_fields
+
+    fields = {w for c in STATUS_BY_COMPONENT if c not in _ROWS
+              for f in status_fields(c) for w in (f.name, f"{c}.{f.name}")}
+    unused = [k for k in everything if k not in fields and not uses.used(k, uses.constants | _code_values())]
     assert not unused, f"in pos_sim/cli/text.toml but never shown: {unused}"
