@@ -30,6 +30,7 @@ from typing import Any
 
 from pos_sim.emulator.device import BATTERY_LOW_PCT, MIN_FREE_MEMORY_KB, Device
 from pos_sim.emulator.faults import outcome_for, primary_fault, severity
+from pos_sim.emulator.payloads import encode_payload
 from pos_sim.emulator.scenario import MIN_PAYLOAD, Scenario
 from pos_sim.emulator.selftests import (
     SCRIPTS,
@@ -51,7 +52,6 @@ from protocols.pos import (
     ProtocolError,
     decode_message,
     encode_frame,
-    encode_payload,
     timing,
 )
 from protocols.pos.auth import lifecycle_args, verify_mac
