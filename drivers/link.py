@@ -123,8 +123,9 @@ class PortWorker:
 
     Each round it writes what the machine queued (each frame then goes to ``on_written``),
     reads what the port has (blocking for at most its read timeout, and woken early through
-    ``cancel_read`` when a caller queued work), and gives the machine the bytes and the time;
-    the machine's events go to ``on_events`` outside ``lock``, which guards every call into
+    ``cancel_read`` when a caller queued work), gives the machine the bytes and the time and
+    writes what it queued in answer (an ACK goes out before the subscribers run); the machine's
+    events go to ``on_events`` outside ``lock``, which guards every call into
     the machine (callers take it too).  An exception ends the thread through ``on_error``,
     told whether :meth:`stop` had been called before it.
     """
@@ -180,6 +181,10 @@ class PortWorker:
                     else:
                         self.machine.advance(now)
                     events = self.machine.events()
+                    out = self.machine.frames_to_send()
+                for data in out:  # the ACKs of what just came go out before its events are handed on
+                    self.port.write(data)
+                    self._on_written(data)
                 if events:
                     self._on_events(events)
         except BaseException as exc:   # handed on: the owner decides what it means
@@ -195,6 +200,8 @@ class PortWorker:
         # a dead device makes pyserial raise (it checks select's readiness against the bytes)
         waiting = port.in_waiting
         data: bytes = port.read(waiting if waiting else 1)
+        if data and not waiting and port.in_waiting:
+            data += port.read(port.in_waiting)  # the rest of what woke us, in the same round
         return data
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pos_sim.emulator.device import BATTERY_LOW_PCT, MIN_FREE_MEMORY_KB, Device
+from pos_sim.emulator.payloads import encode_payload
 from pos_sim.emulator.scenario import MIN_PAYLOAD, Scenario
 from pos_sim.emulator.selftests import (
     SCRIPTS,
@@ -50,7 +51,6 @@ from protocols.pos import (
     ProtocolError,
     decode_message,
     encode_frame,
-    encode_payload,
     timing,
 )
 from protocols.pos.auth import lifecycle_args, verify_mac
@@ -198,7 +198,7 @@ class TerminalEngine:
         self.boot_id = secrets.randbits(32)
         self._rng = random.Random(f"engine:{scenario.seed}:{scenario.device.serial}")
         self._deframer = FrameDeframer()
-        self._out = bytearray()
+        self._out: list[bytes] = []  # frame by frame, so the line can deliver each when it has crossed
         self._byte_time = timing.line_time(1, baud)
         self._inter_byte = timing.inter_byte_timeout(baud)
         self._line_free_at = now
@@ -292,11 +292,12 @@ class TerminalEngine:
 
     def take_output(self) -> bytes:
         """The bytes the terminal wants on the line, in order (and forget them)."""
-        if not self._out:
-            return b""
-        data = bytes(self._out)
-        self._out.clear()
-        return data
+        return b"".join(self.take_frames())
+
+    def take_frames(self) -> list[bytes]:
+        """What :meth:`take_output` returns, one frame an item (and forget them)."""
+        frames, self._out = self._out, []
+        return frames
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`tick` has something to do (None: only input can wake it)."""
@@ -454,7 +455,7 @@ class TerminalEngine:
 
     def _send(self, data: bytes, now: float) -> float:
         """Queue a frame; return when its last byte will have left (line time at ``baud``)."""
-        self._out += data
+        self._out.append(data)
         self.stats.frames_out += 1
         self._line_free_at = max(self._line_free_at, now) + len(data) * self._byte_time
         return self._line_free_at

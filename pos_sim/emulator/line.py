@@ -5,9 +5,13 @@ A pseudo-terminal, a socket pair and loopback TCP move bytes instantly; a serial
 puts the line time back: bytes pushed at ``t`` cross one after another, each taking
 ``10 / baud`` seconds, and :meth:`LineDirection.take` hands out only those whose last bit has
 arrived by ``now``, so a receiver never sees a byte earlier than a real line would deliver it.
-The server takes them in slices of about :data:`SLICE` seconds (small writes spread over
-time, not a burst and a sleep).  If the server thread wakes late it does not catch up in a
-burst: at most one slice of lateness is credited, the rest counts as the line having stalled.
+:meth:`LineDirection.next_time` says when to come back: when the bytes of the next push (one
+frame of the terminal's, one read from the host) have all crossed, or a slice of about
+:data:`SLICE` seconds of a longer push (small writes spread over time, not a burst and a
+sleep), so each frame reaches the other side as soon as a real line would have carried it,
+with one wake-up, and a reply's first frame is not held back until its last one has crossed.
+If the server thread wakes late it does not catch up in a burst: at most one slice of
+lateness is credited, the rest counts as the line having stalled.
 
 It is also where a bad cable lives: with :class:`~pos_sim.emulator.scenario.LinkFaults`
 bytes are corrupted (one bit flipped), dropped, or held back before they go on, decided per
@@ -39,6 +43,7 @@ class LineDirection:
         self._buf = bytearray()
         self._head = 0  # absolute index of _buf[0] among every byte ever pushed
         self._pauses: deque[tuple[int, float]] = deque()  # (absolute index, extra seconds before it)
+        self._ends: deque[int] = deque()  # absolute index just after each push (a frame's end)
         self._clock = 0.0  # when the byte at the head starts to cross
         self.corrupted = 0
         self.dropped = 0
@@ -54,6 +59,7 @@ class LineDirection:
         self._head += len(self._buf)
         self._buf.clear()
         self._pauses.clear()
+        self._ends.clear()
 
     def push(self, data: bytes, now: float) -> None:
         """Bytes enter the line at ``now`` (after any earlier ones, and through its faults)."""
@@ -64,6 +70,7 @@ class LineDirection:
         faults = self._faults
         if faults is None:
             self._buf += data
+            self._ends.append(self._head + len(self._buf))
             return
         rng = self._rng
         lo, hi = faults.delay_ms
@@ -79,6 +86,8 @@ class LineDirection:
                 self._pauses.append((self._head + len(self._buf), rng.uniform(lo, hi) / 1000.0))
                 self.delayed += 1
             self._buf.append(byte)
+        if self._buf and (not self._ends or self._ends[-1] != self._head + len(self._buf)):
+            self._ends.append(self._head + len(self._buf))
 
     def _crossed(self, now: float, limit: int) -> tuple[int, float]:
         """How many head bytes (at most ``limit``) have crossed by ``now``, and when the last did."""
@@ -118,12 +127,17 @@ class LineDirection:
         self._clock = done
         while self._pauses and self._pauses[0][0] < self._head:
             self._pauses.popleft()
+        while self._ends and self._ends[0] <= self._head:
+            self._ends.popleft()
         return data
 
     def next_time(self) -> float | None:
-        """When the next slice will have crossed (None when nothing is in flight)."""
+        """When the next push's bytes (a frame), or the next slice of a longer one, will have
+        crossed (None when nothing is in flight)."""
         if not self._buf:
             return None
         k = min(len(self._buf), self.slice_bytes)
+        if self._ends:
+            k = min(k, self._ends[0] - self._head)
         extra = sum(p for i, p in self._pauses if i < self._head + k)
         return self._clock + extra + k * self.byte_time

@@ -208,7 +208,7 @@ def test_the_counter_is_saved_before_the_answer_is_sent(tmp_path: Path) -> None:
             super().save(state)
             assert self.path is not None
             if self.engine is not None:  # the engine also saves while it boots
-                queued = [f.type for f in FrameDeframer().feed(bytes(self.engine._out))]
+                queued = [f.type for f in FrameDeframer().feed(b"".join(self.engine._out))]
                 saved.append((json.loads(self.path.read_text())["lifecycle"]["counter"], queued))
 
     store = Watching(tmp_path / "state.json")

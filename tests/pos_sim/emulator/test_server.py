@@ -356,3 +356,17 @@ def test_cancel_read_wakes_a_blocked_read_on_an_emu_port() -> None:
         # the port still works afterwards
         port.timeout = 0.05
         assert PortHost(port).request(T.HELLO, hello_fields()).type == T.HELLO_REPLY
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/timerslack_ns"), reason="Linux's per-thread timer slack")
+def test_the_server_thread_wakes_on_time() -> None:
+    # the thread's timed sleeps are byte times: the default 50 us of timer slack would add to each
+    with EmulatorServer("healthy") as server:
+        server.serve_pty()
+        assert server._thread is not None and server._thread.native_id is not None
+        path = f"/proc/{server._thread.native_id}/timerslack_ns"
+        end = time.monotonic() + 5.0
+        while (slack := int(Path(path).read_text())) != 1 and time.monotonic() < end:
+            time.sleep(0.01)  # the thread sets it as it starts
+        assert slack == 1
+    assert int(Path("/proc/self/timerslack_ns").read_text()) > 1, "only the server's own thread is changed"
