@@ -42,7 +42,7 @@ from drivers.terminal import DeviceInfo, HelloInfo, SelfTestProgress, SelfTestRe
 from drivers.transport import describe_open_error, open_port
 from protocols.escpos import DLE_EOT, GS_R_PAPER, IDENTITY_REQUESTS, PrinterStatus, Request, StatusParser
 from protocols.escpos.faults import faults_of, outcome_of, primary_fault, stops_printing
-from protocols.escpos.timing import reply_timeout
+from protocols.escpos.timing import probe_timeout, reply_timeout
 from protocols.pos.codes import FaultCode
 
 #: the rate a serial receipt printer is usually set to (Epson TM printers ship at 9600 or 38400)
@@ -407,6 +407,28 @@ class ReceiptPrinter:
                 if not ok:
                     printer.close()
         return printer
+
+    @classmethod
+    def probe(cls, port: str, *, baud: int | None = None, clock: Callable[[], float] = time.monotonic
+              ) -> ReceiptPrinter | None:
+        """Auto-detection's first question: one ``DLE EOT 1`` with a short wait
+        (:func:`protocols.escpos.timing.probe_timeout`).  A status byte alone on the line makes
+        this a printer, connected as :meth:`open` with ``strict`` does; silence, or bytes that are
+        no status, give None with the port closed again (a terminal has had 3 stray bytes)."""
+        raw, rate = open_printer_port(port, baud)
+        printer = cls(PrinterLink(raw, name=port, baud=rate, clock=clock))
+        found = False
+        try:
+            printer.link.request(DLE_EOT[1], timeout=probe_timeout(rate))
+            if printer.link.parser.stats.garbage == 0:
+                printer.connect(strict=True)
+                found = True
+        except (ResponseTimeout, ProtocolViolation):
+            pass
+        finally:
+            if not found:
+                printer.close()
+        return printer if found else None
 
     def connect(self, *, strict: bool = False) -> HelloInfo:
         """Ask ``DLE EOT 1`` (a status byte says a printer is there), then its identity when online.

@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> None:
                    help=f"only these components, comma-separated ({','.join(NATURAL_ORDER)})")
     p.add_argument("--device", choices=KINDS, default="auto",
                    help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (docs/escpos.md), "
-                        "or auto: HELLO first, then DLE EOT 1 (default auto)")
+                        "or auto: DLE EOT 1 first, then HELLO (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--report", metavar="FILE", help="also write a report: FILE.html, FILE.md or FILE.json")
     p.add_argument("--lang", metavar="zh|en", help="language of verdicts and advice (default: from the locale)")

@@ -495,7 +495,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lang", metavar="zh|en", help="language of the table (default: from the locale)")
     p.add_argument("--device", choices=KINDS, default="auto",
                    help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (its DLE EOT and GS r "
-                        "bits), or auto: HELLO first, then DLE EOT 1 (default auto)")
+                        "bits), or auto: DLE EOT 1 first, then HELLO (default auto)")
     add_baud_option(p)
     p.set_defaults(func=run)
 

@@ -7,7 +7,8 @@ Pure, like the rest of :mod:`protocols`: bytes in, values out, no I/O, clocks or
   ESC/POS command reference); :class:`PrinterStatus`; :class:`StatusParser`, which finds the replies
   in a stream of bytes (garbage, split reads).
 * :mod:`protocols.escpos.faults`: the pos-sim fault codes a status stands for, and how serious each is.
-* :mod:`protocols.escpos.timing`: how long to wait for a reply at a line rate.
+* :mod:`protocols.escpos.timing`: how long to wait for a reply at a line rate (and for the
+  auto-detection's first, short probe).
 """
 
 from protocols.escpos.faults import PRINTER_FAULT_OUTCOME, faults_of, outcome_of, primary_fault
@@ -21,7 +22,7 @@ from protocols.escpos.status import (
     StatusParser,
     decode,
 )
-from protocols.escpos.timing import reply_timeout
+from protocols.escpos.timing import probe_timeout, reply_timeout
 
 __all__ = [
     "DLE_EOT",
@@ -36,5 +37,6 @@ __all__ = [
     "faults_of",
     "outcome_of",
     "primary_fault",
+    "probe_timeout",
     "reply_timeout",
 ]
