@@ -145,7 +145,7 @@ class NotADevice(ResponseTimeout):
 
 def open_device(port: str, kind: str = "auto", *, baud: int | None = None, timeout: float | None = None,
                 wrap: Callable[[Any], Any] | None = None, timings: LinkTimings | None = None,
-                on_frame: Callable[[Any], None] | None = None) -> Device:
+                on_frame: Callable[..., None] | None = None) -> Device:
     """Open ``port`` as a ``terminal``, an ``escpos`` printer, or (``auto``) whichever answers.
 
     ``auto`` asks ``DLE EOT 1`` first, with a short wait (:meth:`ReceiptPrinter.probe`): a

@@ -307,9 +307,8 @@ def _escpos_printer(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
 
 def escpos_block(status: Any) -> dict[str, Any]:
     """A :class:`protocols.escpos.PrinterStatus` as the status block this command shows."""
-    return {"protocol": "escpos", "printer_status": status.printer, "offline_cause": status.offline_cause,
-            "error_cause": status.error_cause, "roll_paper": status.roll_paper,
-            "paper_sensor": status.paper_sensor, "raw": status.raw(), "flags": status.flags()}
+    block: dict[str, Any] = status.block()
+    return block
 
 
 _ROWS: dict[str, Callable[[dict[str, Any], Catalogue, Language], Rows]] = {
