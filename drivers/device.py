@@ -135,6 +135,15 @@ class Device(Protocol):
         """Close the port."""
 
 
+def protocol_of(device: object) -> str:
+    """What ``device`` speaks: ``escpos`` for a receipt printer, ``pos`` for a terminal.  A
+    receipt printer's one component is all it can have, so a report lists no terminal
+    component as "not fitted" on it."""
+    from drivers.escpos import ReceiptPrinter
+
+    return "escpos" if isinstance(device, ReceiptPrinter) else "pos"
+
+
 #: what ``--device`` takes
 KINDS = ("auto", "terminal", "escpos")
 
