@@ -26,6 +26,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import serial
@@ -151,6 +152,71 @@ def open_printer_port(port: str, baud: int | None = None) -> tuple[Any, int | No
     ser = open_port(port, baudrate=rate, read_timeout=READ_SLICE)
     network = port.lower().startswith(("socket://", "rfc2217://"))
     return ser, None if network else rate
+
+
+# -- the printer's identity ----------------------------------------------------------------------
+
+#: where the kernel shows a USB printer-class device (``lp0``) and the USB device it belongs to
+SYSFS_USBMISC = Path("/sys/class/usbmisc")
+#: the longest registry key (a serial number column)
+KEY_MAX = 64
+
+
+def _usb_key(vid: int | str, pid: int | str, serial_number: str) -> str:
+    v = vid if isinstance(vid, str) else f"{vid:04x}"
+    p = pid if isinstance(pid, str) else f"{pid:04x}"
+    return f"escpos:usb:{v.lower()}:{p.lower()}:{serial_number}"
+
+
+def _lp_usb_identity(port: str, sysfs: Path) -> str | None:
+    """VID, PID and USB serial number of ``/dev/usb/lpN`` from sysfs, as a key (None: not there)."""
+    try:
+        here = (sysfs / os.path.basename(port) / "device").resolve(strict=True)
+    except OSError:
+        return None
+    for folder in (here, *here.parents):   # the interface first, then the USB device that has the ids
+        try:
+            vid = (folder / "idVendor").read_text().strip()
+            pid = (folder / "idProduct").read_text().strip()
+        except OSError:
+            continue
+        try:
+            serial_number = (folder / "serial").read_text().strip()
+        except OSError:
+            return None
+        return _usb_key(vid, pid, serial_number) if serial_number else None
+    return None
+
+
+def printer_key(port: str, *, comports: Callable[[], Any] | None = None, sysfs: Path = SYSFS_USBMISC) -> str:
+    """The printer's one registry identity, from the port alone and so the same online or offline.
+
+    An offline printer does not answer ``GS I`` (it is processed in order with the print data),
+    and some printers never answer ``GS I 68``, so a key that needed the printer's own serial
+    number would file one printer as two devices.  The key is the port's hardware identity
+    instead: ``escpos:usb:VID:PID:SERIAL`` for a USB printer (serial class or ``/dev/usb/lp*``)
+    whose USB descriptor has a serial number (the same on any USB port), ``escpos:tcp:HOST:PORT``
+    for a network printer, and else ``escpos:PORT`` (an RS-232 line, a pty).  ``comports`` and
+    ``sysfs`` are for tests (default: pyserial's enumeration, the kernel's folder).
+    """
+    lowered = port.lower()
+    key: str | None = None
+    if lowered.startswith("socket://"):
+        key = "escpos:tcp:" + lowered[len("socket://"):].split("?", 1)[0].rstrip("/")
+    elif _USB_LP.match(port):
+        key = _lp_usb_identity(port, sysfs)
+    elif "://" not in port:
+        from drivers.discovery import list_ports
+
+        real = os.path.realpath(port)
+        with contextlib.suppress(Exception):   # an enumeration that fails leaves the port's name
+            found = list_ports(comports=comports) if comports is not None else list_ports()
+            for p in found:
+                if p.serial_number and p.vid is not None and p.pid is not None and \
+                        os.path.realpath(p.device) == real:
+                    key = _usb_key(p.vid, p.pid, p.serial_number)
+                    break
+    return (key or f"escpos:{port}")[:KEY_MAX]
 
 
 # -- the link -----------------------------------------------------------------------------------
@@ -446,8 +512,8 @@ class ReceiptPrinter:
         if not PrinterStatus(printer=first).offline:
             self.link.write(INITIALISE)   # a half line of whatever came before (a HELLO frame) is dropped
             self.identity = self._identify()
-        serial_number = self.identity.get("serial") or f"escpos:{self.link.name}"[:64]
-        self.hello = HelloInfo(0, 0, (COMPONENT,), serial_number, 0)
+        # the port's identity, not GS I 68: an offline printer does not answer it (printer_key)
+        self.hello = HelloInfo(0, 0, (COMPONENT,), printer_key(self.link.name), 0)
         return self.hello
 
     def _identify(self) -> dict[str, str]:
@@ -456,7 +522,9 @@ class ReceiptPrinter:
             try:
                 value = self.link.request(IDENTITY_REQUESTS[key])
             except ResponseTimeout:
-                break   # a printer without GS I: ask nothing more of it
+                if key == "maker":
+                    break   # a printer without GS I: ask nothing more of it
+                continue    # one without this item (GS I 68 is not on every model): the next one
             assert isinstance(value, bytes)
             text = value.decode("ascii", "replace").strip()
             if text:
@@ -498,7 +566,9 @@ class ReceiptPrinter:
         self.link.write(page)
 
     def info(self) -> DeviceInfo:
-        """Identity from GS I (maker, model, serial, firmware) where the printer answers it."""
+        """Maker, model and firmware from GS I where the printer answers it; the serial is the
+        registry key :func:`printer_key` (the printer's own GS I 68 serial number, when it tells
+        it, is in :attr:`identity`, but an offline printer does not tell it)."""
         if self.hello is None:
             self.connect()
         assert self.hello is not None

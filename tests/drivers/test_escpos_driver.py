@@ -82,8 +82,9 @@ def test_the_status_requests_go_out_and_split_replies_among_garbage_come_back(pe
         info = printer.info()
         status = printer.status()
     t.join(5)
-    assert (info.manufacturer, info.model, info.serial, info.firmware_version) == (
-        "EPSON", "TM-T88V", "X5KL0012", "30.01 ESC/POS")
+    assert (info.manufacturer, info.model, info.firmware_version) == ("EPSON", "TM-T88V", "30.01 ESC/POS")
+    # the registry key is the port's identity; the printer's own serial number is kept beside it
+    assert info.serial == f"escpos:{peer.path}" and printer.identity["serial"] == "X5KL0012"
     assert status.paper_near_end and not status.paper_end and status.raw() == "DLE EOT 1-4 12 12 12 1E, GS r 1 03"
     assert printer.link.deframer.stats.garbage == 3
 

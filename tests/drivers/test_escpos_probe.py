@@ -162,4 +162,4 @@ def test_a_probed_printer_is_a_device() -> None:
         device: Device = printer
         with device:
             assert device.hello is not None and device.hello.components == ("printer",)
-            assert device.info().serial == "EP0000001"
+            assert device.info().model == "ESC/POS emulator"   # GS I 67

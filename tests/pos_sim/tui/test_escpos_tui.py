@@ -114,7 +114,7 @@ async def test_auto_finds_a_printer_and_runs_its_test_page_with_a_person(printer
     async with app.run_test(size=SIZE) as pilot:
         await connected(pilot, app)
         assert app.printer is not None
-        assert app.serial == "EP0000001"   # GS I 68, as the emulator answers it
+        assert app.serial == f"escpos:{_port(server)}"   # the port's identity (drivers.escpos.printer_key)
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
