@@ -9,8 +9,10 @@ the status is asked again, so a cutter that jammed on the page's cut is found.  
 person the page is not printed and is counted as a check skipped (``checks_skipped``): the
 result passes the status checks that ran, and the report names the page not tested.
 
-Writes and reads are synchronous: one request, then its reply or a timeout derived from the
-line rate (:func:`protocols.escpos.timing.reply_timeout`).  Ports: a device path (serial or USB
+The line is driven as a terminal's is: a :class:`drivers.link.PortWorker` thread owns the port
+and feeds the query rules, a sans-I/O machine (:class:`protocols.escpos.session.PrinterSession`:
+one request on the line at a time, print data in its place, each reply awaited for the time
+:func:`protocols.escpos.timing.reply_timeout` derives from the line rate).  Ports: a device path (serial or USB
 serial), ``/dev/usb/lp*`` (the kernel's USB printer class, opened as a file), ``socket://host:9100``,
 and any other pyserial URL (``rfc2217://``, the emulator's pty).
 """
@@ -23,13 +25,12 @@ import os
 import re
 import select
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import serial
 
 from drivers.errors import (
     DeviceDisconnected,
@@ -40,11 +41,13 @@ from drivers.errors import (
     ProtocolViolation,
     ResponseTimeout,
 )
+from drivers.link import PortWorker
 from drivers.terminal import DeviceInfo, HelloInfo, SelfTestProgress, SelfTestResult
 from drivers.transport import describe_open_error, open_port
 from protocols.escpos import DLE_EOT, GS_R_PAPER, IDENTITY_REQUESTS, PrinterStatus, Request, StatusParser
 from protocols.escpos.faults import faults_of, outcome_of, primary_fault, stops_printing
-from protocols.escpos.timing import probe_timeout, reply_timeout
+from protocols.escpos.session import NoReply, PrinterSession, Reply
+from protocols.escpos.timing import probe_timeout, wire_time
 from protocols.pos.codes import FaultCode
 
 #: the rate a serial receipt printer is usually set to (Epson TM printers ship at 9600 or 38400)
@@ -100,20 +103,36 @@ class FilePort:
             view = view[n:]
         return len(data)
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the file is open (as pyserial's ports say; the port worker checks it)."""
+        return self.fd >= 0
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes known to be waiting: a printer file cannot tell, so 0 (a read takes what came)."""
+        return 0
+
     def read(self, size: int = 1) -> bytes:
-        """What arrives within :attr:`timeout` (at most ``size`` bytes)."""
+        """What arrives within :attr:`timeout` (at most ``max(size, 64)`` bytes: a file cannot say
+        how many wait, so one read takes what is there)."""
         ready, _, _ = select.select([self.fd], [], [], self.timeout)
         if not ready:
             return b""
         try:
-            return os.read(self.fd, size)
+            data = os.read(self.fd, max(size, 64))
         except BlockingIOError:
             return b""
+        if not data:   # end of file (a device that sends nothing back): wait as a quiet line does
+            time.sleep(self.timeout)
+        return data
 
     def close(self) -> None:
         """Close the file."""
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def is_printer_file(port: str) -> bool:
@@ -250,17 +269,25 @@ class ReceiveStats:
 
 
 class _Receiver:
+    """The report's view of what the status parser dropped (read live from the parser)."""
+
     def __init__(self, parser: StatusParser) -> None:
         self._parser = parser
-        self.stats = ReceiveStats()
 
-    def sync(self) -> None:
-        self.stats.garbage = self._parser.stats.garbage
-        self.stats.overlong = self._parser.stats.overlong
+    @property
+    def stats(self) -> ReceiveStats:
+        return ReceiveStats(self._parser.stats.garbage, self._parser.stats.overlong)
+
+
+#: how long closing waits for queued bytes (a test page) to be written, past their time on the line
+FLUSH_SLACK = 5.0
 
 
 class PrinterLink:
-    """One open printer port: write a request, read its reply within the line's timeout."""
+    """One open printer port, driven by :class:`drivers.link.PortWorker`: its thread owns the
+    port and feeds the query rules (:class:`protocols.escpos.session.PrinterSession`); a caller
+    queues a request and waits for its reply or its give-up, which the machine decides on the
+    link's clock."""
 
     def __init__(self, port: Any, *, name: str, baud: int | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.port = port
@@ -268,45 +295,83 @@ class PrinterLink:
         self.baud = baud
         self.clock = clock
         self.error: DriverError | None = None
-        self.stats = PrinterLinkStats()
-        self.parser = StatusParser()
+        self.session = PrinterSession(baud=baud)
+        self.parser = self.session.parser
         self.deframer = _Receiver(self.parser)
+        self._lock = threading.Lock()
+        self._done = threading.Condition()
+        self._results: dict[int, Reply | NoReply] = {}
+        self._queued = 0
+        self._written = 0
         self._closed = False
+        self.worker = PortWorker(port, self.session, name=name, lock=self._lock, on_events=self._on_events,
+                                 on_written=self._on_written, on_error=self._on_error, clock=clock)
+        self.worker.start()
+
+    @property
+    def stats(self) -> PrinterLinkStats:
+        """What went over the line so far."""
+        s = self.session.stats
+        return PrinterLinkStats(bytes_out=self._written, bytes_in=s.bytes_in, requests=s.requests,
+                                timeouts=s.timeouts)
+
+    # -- the worker's callbacks (its thread) ------------------------------------------------
+
+    def _on_events(self, events: list[Any]) -> None:
+        with self._done:
+            for e in events:
+                self._results[e.ticket] = e
+            self._done.notify_all()
+
+    def _on_written(self, data: bytes) -> None:
+        with self._done:
+            self._written += len(data)
+            self._done.notify_all()
+
+    def _on_error(self, exc: BaseException, closing: bool) -> None:
+        with self._done:
+            if not closing and self.error is None:
+                self.error = DeviceDisconnected(
+                    f"{self.name}: the printer went away ({getattr(exc, 'strerror', None) or exc})")
+            self._done.notify_all()
+
+    # -- what the driver asks -----------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Send bytes (print data or a request)."""
+        """Queue bytes (print data) behind the requests asked before."""
         self._check()
-        try:
-            self.port.write(data)
-        except (serial.SerialException, OSError) as exc:
-            self._down(exc)
-        self.stats.bytes_out += len(data)
+        with self._lock:
+            self.session.send(data, self.clock())
+        with self._done:
+            self._queued += len(data)
+        self.worker.wake()
 
     def request(self, req: Request, timeout: float | None = None) -> int | bytes:
-        """Send ``req`` and return its reply; :class:`ResponseTimeout` when none comes in time."""
-        wait = timeout if timeout is not None else reply_timeout(self.baud, len(req.command), req.reply_bytes,
-                                                                  realtime=req.realtime)
-        self.parser.expect(req)
-        self.stats.requests += 1
-        self.write(req.command)
-        deadline = self.clock() + wait
-        while True:
-            try:
-                data = self.port.read(64)
-            except (serial.SerialException, OSError) as exc:
-                self._down(exc)
-            if data:
-                self.stats.bytes_in += len(data)
-                for got, value in self.parser.feed(bytes(data)):
-                    if got is req:
-                        self.deframer.sync()
-                        return value
-            self.deframer.sync()
-            if self.clock() >= deadline:
-                self.parser.forget()
-                self.stats.timeouts += 1
-                raise ResponseTimeout(f"{self.name}: no answer to {req.name} within {wait:.2f} s"
-                                      + (" (not a receipt printer, or switched off?)" if req.realtime else ""))
+        """Ask ``req`` and return its reply; :class:`ResponseTimeout` when the machine gives it up."""
+        self._check()
+        with self._lock:
+            ticket = self.session.request(req, self.clock(), timeout)
+        with self._done:
+            self._queued += len(req.command)
+        self.worker.wake()
+        with self._done:
+            while ticket not in self._results:
+                self._check()
+                self._done.wait(0.05)
+            result = self._results.pop(ticket)
+        if isinstance(result, NoReply):
+            raise ResponseTimeout(f"{self.name}: no answer to {req.name} within {result.waited:.2f} s"
+                                  + (" (not a receipt printer, or switched off?)" if req.realtime else ""))
+        return result.value
+
+    def flush(self) -> None:
+        """Wait until every queued byte is written (or the link is down)."""
+        limit = time.monotonic() + FLUSH_SLACK + wire_time(self.baud, self._queued)
+        with self._done:
+            while self._written < self._queued and self.error is None and self.worker.thread.is_alive():
+                if time.monotonic() > limit:
+                    break   # a port that takes nothing: closing must not hang on it
+                self._done.wait(0.05)
 
     def _check(self) -> None:
         if self._closed:
@@ -314,17 +379,17 @@ class PrinterLink:
         if self.error is not None:
             raise self.error
 
-    def _down(self, exc: BaseException) -> None:
-        err = DeviceDisconnected(f"{self.name}: the printer went away ({getattr(exc, 'strerror', None) or exc})")
-        self.error = err
-        raise err from exc
-
     def close(self) -> None:
-        """Close the port."""
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self.port.close()
+        """Write what is queued, stop the worker, close the port."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self.worker.stop()
+        if self.worker.thread is not threading.current_thread():
+            self.worker.thread.join(2.0)
+        with contextlib.suppress(Exception):
+            self.port.close()
 
 
 # -- the self-test ------------------------------------------------------------------------------
