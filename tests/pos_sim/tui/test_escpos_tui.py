@@ -149,3 +149,14 @@ async def test_a_printer_that_goes_away_shows_the_link_down_banner(printer: Star
         await wait_for(pilot, lambda: not app.link_up)
         assert "LINK DOWN" in app.banner_text
         await pilot.press("q")
+
+
+def test_the_picker_lists_usb_printer_class_devices_as_receipt_printers(tmp_path: Path) -> None:
+    from pos_sim.tui.screens import discover_entries
+
+    for name in ("lp10", "lp0", "lp1", "other"):
+        (tmp_path / name).touch()
+    entries = [e for e in discover_entries(lp_dir=tmp_path) if "receipt-printer" in e.label]
+    assert [e.port for e in entries] == [str(tmp_path / n) for n in ("lp0", "lp1", "lp10")]
+    assert all("--device escpos" in e.label for e in entries)
+    assert not [e for e in discover_entries(lp_dir=tmp_path / "absent") if e.port.startswith(str(tmp_path))]
