@@ -154,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "capture", None):
             from drivers.capture import open_terminal
+            from drivers.escpos import ReceiptPrinter
 
+            if getattr(args, "device", "auto") == "auto":   # a printer must get no HELLO frame to print
+                found = ReceiptPrinter.probe(args.port, baud=getattr(args, "baud", None))
+                if found is not None:
+                    found.close()
+                    raise UsageError(f"pos-sim diag: {args.port} is an ESC/POS receipt printer; --capture records "
+                                     "the terminal protocol's frames, so run without it")
             term = open_terminal(args.port, args.capture, timeout=args.timeout, baud=getattr(args, "baud", None),
                                  extra={"plan": args.plan, "tests": tests, "interactive": interactive})
         else:

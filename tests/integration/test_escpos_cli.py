@@ -105,3 +105,13 @@ def test_one_printer_offline_then_online_is_one_device_in_the_registry(tmp_path:
     devices = json.loads(pos_sim("devices", "--json", "--db", str(db)).stdout)
     serials = [d["serial"] for d in (devices if isinstance(devices, list) else devices["devices"])]
     assert serials == [f"escpos:{port}"]
+
+
+def test_capture_on_a_printer_found_by_auto_is_refused_in_one_line_before_any_hello(tmp_path: Path) -> None:
+    receipt = tmp_path / "receipt.bin"
+    with EscPosServer(EscPosPrinter(), receipt=receipt) as server:
+        r = pos_sim("diag", server.serve_pty(), "--capture", str(tmp_path / "c.cap"), "--non-interactive")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "is an ESC/POS receipt printer; --capture records the terminal protocol" in r.stderr
+    assert receipt.read_bytes() == b"\x1b\x40"   # status requests and ESC @ only: no HELLO frame
+    assert not (tmp_path / "c.cap").exists()
