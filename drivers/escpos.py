@@ -12,9 +12,9 @@ result passes the status checks that ran, and the report names the page not test
 The line is driven as a terminal's is: a :class:`drivers.link.PortWorker` thread owns the port
 and feeds the query rules, a sans-I/O machine (:class:`protocols.escpos.session.PrinterSession`:
 one request on the line at a time, print data in its place, each reply awaited for the time
-:func:`protocols.escpos.timing.reply_timeout` derives from the line rate).  Ports: a device path (serial or USB
-serial), ``/dev/usb/lp*`` (the kernel's USB printer class, opened as a file), ``socket://host:9100``,
-and any other pyserial URL (``rfc2217://``, the emulator's pty).
+:func:`protocols.escpos.timing.reply_timeout` derives from the line rate).  Ports: a device
+path (serial or USB serial), ``/dev/usb/lp*`` (the kernel's USB printer class, opened as a
+file), ``socket://host:9100``, and any other pyserial URL (``rfc2217://``, the emulator's pty).
 """
 
 from __future__ import annotations
