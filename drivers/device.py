@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from drivers.errors import DriverError, ProtocolViolation, ResponseTimeout
 
 if TYPE_CHECKING:
+    from drivers.link import LinkTimings
     from drivers.terminal import DeviceInfo, HelloInfo, SelfTestProgress, SelfTestResult
 
 
@@ -134,6 +135,15 @@ class Device(Protocol):
         """Close the port."""
 
 
+def protocol_of(device: object) -> str:
+    """What ``device`` speaks: ``escpos`` for a receipt printer, ``pos`` for a terminal.  A
+    receipt printer's one component is all it can have, so a report lists no terminal
+    component as "not fitted" on it."""
+    from drivers.escpos import ReceiptPrinter
+
+    return "escpos" if isinstance(device, ReceiptPrinter) else "pos"
+
+
 #: what ``--device`` takes
 KINDS = ("auto", "terminal", "escpos")
 
@@ -143,13 +153,17 @@ class NotADevice(ResponseTimeout):
 
 
 def open_device(port: str, kind: str = "auto", *, baud: int | None = None, timeout: float | None = None,
-                wrap: Callable[[Any], Any] | None = None) -> Device:
+                wrap: Callable[[Any], Any] | None = None, timings: LinkTimings | None = None,
+                on_frame: Callable[..., None] | None = None) -> Device:
     """Open ``port`` as a ``terminal``, an ``escpos`` printer, or (``auto``) whichever answers.
 
-    ``auto`` says HELLO first; when nothing answers it, a ``DLE EOT 1``, and a status byte back
-    means a receipt printer.  (A printer takes a HELLO frame for print data: the driver clears
-    the half line with ``ESC @`` once it knows it is a printer, but a line may come out; give
-    ``escpos`` to send it nothing but status requests.)  ``wrap`` (a capture tap) is for terminals.
+    ``auto`` asks ``DLE EOT 1`` first, with a short wait (:meth:`ReceiptPrinter.probe`): a
+    printer answers it at once and is sent nothing else, where a HELLO frame would be print
+    data (or, worse, ESC/GS commands) to it; a terminal takes the 3 bytes for line noise and
+    drops them.  Then HELLO.  When nothing answers HELLO either, ``DLE EOT 1`` is asked once
+    more with the full wait, for a printer slower than the probe (that one may have printed
+    the HELLO frame's bytes; the driver clears the half line with ``ESC @``).  ``wrap`` (a
+    capture tap), ``timings`` and ``on_frame`` are the terminal's (:meth:`Terminal.open`).
     """
     from drivers.escpos import ReceiptPrinter
     from drivers.terminal import Terminal
@@ -158,10 +172,17 @@ def open_device(port: str, kind: str = "auto", *, baud: int | None = None, timeo
         raise ValueError(f"unknown device kind {kind!r}; kinds: {', '.join(KINDS)}")
     if kind == "escpos":
         return ReceiptPrinter.open(port, baud=baud)
+
+    def terminal() -> Terminal:
+        return Terminal.open(port, baud=baud, timeout=timeout, wrap=wrap, timings=timings, on_frame=on_frame)
+
     if kind == "terminal":
-        return Terminal.open(port, baud=baud, timeout=timeout, wrap=wrap)
+        return terminal()
+    printer = ReceiptPrinter.probe(port, baud=baud)
+    if printer is not None:
+        return printer
     try:
-        return Terminal.open(port, baud=baud, timeout=timeout, wrap=wrap)
+        return terminal()
     except ResponseTimeout as hello_error:
         if hello_error.noisy or "echoes" in str(hello_error) or "not frames" in str(hello_error):
             raise   # something talks there, and not our protocol: a printer is silent to a HELLO

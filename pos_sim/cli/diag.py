@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> None:
                    help=f"only these components, comma-separated ({','.join(NATURAL_ORDER)})")
     p.add_argument("--device", choices=KINDS, default="auto",
                    help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (docs/escpos.md), "
-                        "or auto: HELLO first, then DLE EOT 1 (default auto)")
+                        "or auto: DLE EOT 1 first, then HELLO (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--report", metavar="FILE", help="also write a report: FILE.html, FILE.md or FILE.json")
     p.add_argument("--lang", metavar="zh|en", help="language of verdicts and advice (default: from the locale)")
@@ -154,7 +154,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "capture", None):
             from drivers.capture import open_terminal
+            from drivers.escpos import ReceiptPrinter
 
+            if getattr(args, "device", "auto") == "auto":   # a printer must get no HELLO frame to print
+                found = ReceiptPrinter.probe(args.port, baud=getattr(args, "baud", None))
+                if found is not None:
+                    found.close()
+                    raise UsageError(f"pos-sim diag: {args.port} is an ESC/POS receipt printer; --capture records "
+                                     "the terminal protocol's frames, so run without it")
             term = open_terminal(args.port, args.capture, timeout=args.timeout, baud=getattr(args, "baud", None),
                                  extra={"plan": args.plan, "tests": tests, "interactive": interactive})
         else:

@@ -33,8 +33,8 @@ def add_parser(sub: Any) -> None:
                    help=f"give up after S seconds in all (default {DEFAULT_TIMEOUT:g}; never before one "
                         f"request has had all its retransmits at the line rate)")
     p.add_argument("--device", choices=KINDS, default="auto",
-                   help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer, or auto: HELLO "
-                        "first, then DLE EOT 1 (default auto)")
+                   help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer, or auto: DLE EOT 1 "
+                        "first, then HELLO (default auto)")
     add_baud_option(p)
     p.set_defaults(func=run)
 

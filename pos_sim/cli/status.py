@@ -295,9 +295,8 @@ def _escpos_printer(s: dict[str, Any], cat: Catalogue, lang: Language) -> Rows:
 
 def escpos_block(status: Any) -> dict[str, Any]:
     """A :class:`protocols.escpos.PrinterStatus` as the status block this command shows."""
-    return {"protocol": "escpos", "printer_status": status.printer, "offline_cause": status.offline_cause,
-            "error_cause": status.error_cause, "roll_paper": status.roll_paper,
-            "paper_sensor": status.paper_sensor, "raw": status.raw(), "flags": status.flags()}
+    block: dict[str, Any] = status.block()
+    return block
 
 
 #: the phrase-book prefix of a code table's value words (``reader.ready``)
@@ -527,7 +526,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lang", metavar="zh|en", help="language of the table (default: from the locale)")
     p.add_argument("--device", choices=KINDS, default="auto",
                    help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (its DLE EOT and GS r "
-                        "bits), or auto: HELLO first, then DLE EOT 1 (default auto)")
+                        "bits), or auto: DLE EOT 1 first, then HELLO (default auto)")
     add_baud_option(p)
     p.set_defaults(func=run)
 

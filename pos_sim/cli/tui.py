@@ -1,5 +1,9 @@
 """``pos-sim tui [PORT]`` and ``pos-sim demo [--scenario NAME]``: the live TUI.
 
+``tui --device escpos`` (or ``auto`` finding one) shows a receipt printer: its one tile with
+its decoded status bits and its self-test; what only a terminal has (device screen, keypad,
+capture) says "not on a receipt printer" or is hidden.
+
 ``demo`` starts the emulated terminal in this process on a pseudo-terminal and connects to it
 through the real serial path, so a newcomer sees the whole product without hardware.  Without a
 terminal on stdout it prints ``pos-sim diag`` output instead and exits with its status.
@@ -11,6 +15,7 @@ import argparse
 import sys
 from typing import Any
 
+from drivers.device import KINDS
 from pos_sim.cli.registry import add_db_option
 from pos_sim.errors import UsageError
 from pos_sim.ports import add_baud_option
@@ -50,6 +55,10 @@ def add_parser(sub: Any) -> None:
                    help="do not record the runs in the registry (the screen says so after each run)")
     p.add_argument("--backup-dir", metavar="DIR",
                    help="where the device screen puts transaction-log backups (default ~/pos-sim-backups)")
+    p.add_argument("--device", choices=KINDS, default="auto",
+                   help="what is on PORT: a pos-sim terminal, an ESC/POS receipt printer (its one tile with "
+                        "its status bits and test; docs/escpos.md), or auto: DLE EOT 1 first, then HELLO "
+                        "(default auto)")
     add_baud_option(p)
     p.set_defaults(func=run_tui)
 
@@ -86,7 +95,8 @@ def run_tui(args: argparse.Namespace) -> int:
 
     timings = LinkTimings(baud=args.baud) if getattr(args, "baud", None) else None
     app = PosSimApp(args.port, lang=_lang(args.lang, "tui"), plan=args.plan, keys=args.keys, db=args.db,
-                    backup_dir=args.backup_dir, timings=timings, record=not args.no_record)
+                    backup_dir=args.backup_dir, timings=timings, record=not args.no_record,
+                    device_kind=getattr(args, "device", "auto"), baud=getattr(args, "baud", None))
     app.run()
     return app.return_code or 0
 

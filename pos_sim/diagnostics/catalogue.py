@@ -395,7 +395,7 @@ _LABEL_KEYS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
     "verdict": VERDICTS,
     "overall": OVERALL_VERDICTS,
     "overall_detail": (*OVERALL_VERDICTS, "communication"),
-    "completeness": ("ran", "none_ran", "not_tested", "partial", "event_log", "complete"),
+    "completeness": ("ran", "ran_1", "none_ran", "not_tested", "partial", "event_log", "complete"),
     "not_tested_reason": ("needs_person", "not_fitted", "terminal_refused", "terminal_locked", "lost_to_restart",
                           "link_failed", "aborted"),
     "note": ("not_run_lost_to_restart", "not_run_link_failed", "lost", "not_run", "nothing", "crc_errors"),

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from drivers.device import Device, SelfTestHandle
+from drivers.device import Device, SelfTestHandle, protocol_of
 from drivers.errors import (
     DeviceDisconnected,
     DriverError,
@@ -176,6 +176,9 @@ class DiagnosticReport:
     exit_status: int = 0
     #: the components the terminal has (from HELLO); None when unknown
     fitted: list[str] | None = None
+    #: the components a device of its kind can have: those not fitted are named so (a
+    #: receipt printer: its printer alone, so no terminal component is "not fitted" on it)
+    possible: tuple[str, ...] = NATURAL_ORDER
     #: components (or :data:`EVENT_LOG`) that the host decided did not run, and why
     untested: dict[str, str] = field(default_factory=dict)
     #: False when the event log could not be read (then ``event_log`` is empty and says nothing)
@@ -206,7 +209,7 @@ class DiagnosticReport:
         if not self.event_log_read or EVENT_LOG in self.untested:
             out.append(NotTested(EVENT_LOG, self.untested.get(EVENT_LOG, "link_failed")))
         if self.fitted is not None:
-            out += [NotTested(c, "not_fitted") for c in NATURAL_ORDER if c not in self.fitted]
+            out += [NotTested(c, "not_fitted") for c in self.possible if c not in self.fitted]
         return out
 
     @property
@@ -299,6 +302,8 @@ class DiagnosticsEngine:
         report = DiagnosticReport(port=self.port, plan=plan, lang=self.lang, started_at=time.time())
         hello = self.terminal.hello
         report.fitted = list(hello.components) if hello else None
+        if protocol_of(self.terminal) == "escpos":
+            report.possible = tuple(report.fitted or ())
         try:
             report.device = self.terminal.info()
         except DriverError as exc:
@@ -597,7 +602,8 @@ def completeness_text(report: DiagnosticReport, catalogue: Catalogue, lang: str 
         return ""
     lang = normalize_language(lang or report.lang)
     untested = [n for n in report.not_tested if n.reason != "not_fitted"]
-    parts = [catalogue.label("completeness", "ran" if report.tested else "none_ran", lang).format(
+    ran = "ran_1" if len(report.tested) == 1 else "ran" if report.tested else "none_ran"
+    parts = [catalogue.label("completeness", ran, lang).format(
         verdict=catalogue.label("overall", report.verdict, lang) if report.verdict else "",
         n=len(report.tested))]
     # punctuation, not words: the catalogue holds texts a translator checks
@@ -703,7 +709,7 @@ def _name_restart_losses(report: DiagnosticReport, cat: Catalogue) -> None:
 
 def _with_note(label: str, verdict: str, r: SelfTestResult, cat: Catalogue, lang: str) -> str:
     skipped = r.measurements.get("checks_skipped", 0)
-    if verdict == "skipped" and skipped:
+    if verdict in ("skipped", "pass") and skipped:   # a pass: the checks that ran (a receipt printer's)
         if normalize_language(lang) == "zh-CN":
             return f"{label}（{cat.label('measurement', 'checks_skipped', lang)}：{skipped}）"
         return f"{label} ({cat.label('measurement', 'checks_skipped', lang)}: {skipped})"

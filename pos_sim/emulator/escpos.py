@@ -52,7 +52,8 @@ class Identity:
     maker: str = "pos-sim"
     model: str = "ESC/POS emulator"
     firmware: str = "1.0"
-    serial: str = "EP0000001"
+    #: None: a model without GS I 68 (it ignores the request, as some Epson and Bixolon models do)
+    serial: str | None = "EP0000001"
 
 
 class EscPosPrinter:
@@ -148,10 +149,12 @@ class EscPosPrinter:
             if b == GS and cmd[1] == 0x49 and 65 <= cmd[2] <= 68:
                 ident = self.identity
                 text = {65: ident.firmware, 66: ident.maker, 67: ident.model, 68: ident.serial}[cmd[2]]
+                i += 3
+                if text is None:
+                    continue   # not on this model: no reply
                 reply = b"\x5f" + text.encode("ascii", "replace") + b"\x00"
                 self.answered.append((f"GS I {cmd[2]}", reply))
                 out += reply
-                i += 3
                 continue
             printed.append(b)
             i += 1

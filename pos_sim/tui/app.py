@@ -27,7 +27,9 @@ from textual.widgets import Button, Input, Log, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from drivers.capture import CaptureError, CaptureTap, CaptureWriter
+from drivers.device import Device, open_device
 from drivers.errors import DriverError, SessionLost
+from drivers.escpos import ReceiptPrinter
 from drivers.link import LinkTimings
 from drivers.terminal import DeviceInfo, Terminal
 from pos_sim.diagnostics.catalogue import Catalogue, default_language, load_catalogue, normalize_language
@@ -86,6 +88,24 @@ class Connected(Message):
         super().__init__()
         self.terminal = terminal
         self.info = info
+
+
+class PrinterConnected(Message):
+    """An ESC/POS receipt printer answered DLE EOT 1 (``--device escpos|auto``)."""
+
+    def __init__(self, printer: ReceiptPrinter, info: DeviceInfo) -> None:
+        super().__init__()
+        self.printer = printer
+        self.info = info
+
+
+class PrinterDown(Message):
+    """The printer's port broke (noticed by a request: the printer's link has no thread)."""
+
+    def __init__(self, printer: ReceiptPrinter, why: str) -> None:
+        super().__init__()
+        self.printer = printer
+        self.why = why
 
 
 class ConnectFailed(Message):
@@ -172,7 +192,7 @@ class RunFinished(Message):
 class StatusRead(Message):
     """A component's STATUS_REPLY block, read while idle."""
 
-    def __init__(self, terminal: Terminal, component: str, status: dict[str, Any]) -> None:
+    def __init__(self, terminal: Terminal | ReceiptPrinter, component: str, status: dict[str, Any]) -> None:
         super().__init__()
         self.terminal = terminal
         self.component = component
@@ -274,9 +294,18 @@ class PosSimApp(App[int]):
                  report_dir: str | Path | None = None, autorun: bool = False,
                  keys: str | Path | None = None, db: str | None = None,
                  backup_dir: str | Path | None = None, record: bool = True,
-                 status_every: float = STATUS_EVERY) -> None:
+                 status_every: float = STATUS_EVERY, device_kind: str = "terminal",
+                 baud: int | None = None) -> None:
         super().__init__()
         self.port = port
+        #: what is on the port: ``terminal``, ``escpos`` or ``auto`` (drivers.device.open_device)
+        self.device_kind = device_kind
+        #: a printer's line rate (None: the driver's default); a terminal's is in ``timings``
+        self.baud = baud
+        #: the connected receipt printer (then ``terminal`` is None), and the lock that keeps its
+        #: synchronous requests (the status refresh, a run) one at a time
+        self.printer: ReceiptPrinter | None = None
+        self._printer_lock = threading.Lock()
         self.lang = normalize_language(lang) if lang else default_language()
         self.plan = plan
         self.interactive = interactive
@@ -406,8 +435,10 @@ class PosSimApp(App[int]):
         else:
             merchant = d.merchant_id or ui_text("no_merchant", self.lang)
             fields = [f"{d.manufacturer} {d.model}", f"{ui_text('serial', self.lang)} {d.serial}",
-                      f"{ui_text('firmware', self.lang)} {d.firmware_version}",
+                      f"{ui_text('firmware', self.lang)} {d.firmware_version or '-'}",
                       f"{ui_text('state', self.lang)} {d.lifecycle}", f"{ui_text('merchant', self.lang)} {merchant}"]
+            if self.printer is not None:   # a receipt printer has no lifecycle and no merchant
+                fields = [*fields[:3], "ESC/POS"]
             # on a narrow terminal the header takes a second line rather than losing a value
             text = "\n".join(wrap_fields(fields, max(20, self.size.width - 2)))
         self.query_one("#device", Static).update(text)
@@ -489,6 +520,10 @@ class PosSimApp(App[int]):
         """The link's counters (the last known ones while disconnected)."""
         if self.terminal is not None:
             self.counters = LinkCounters.of(self.terminal.link)
+        elif self.printer is not None:   # requests and their replies stand for frames
+            s = self.printer.link.stats
+            self.counters = LinkCounters(frames_in=s.requests - s.timeouts, frames_out=s.requests,
+                                         bytes_dropped=self.printer.link.parser.stats.garbage)
         return self.counters
 
     def render_status(self, force: bool = False) -> None:
@@ -530,6 +565,11 @@ class PosSimApp(App[int]):
     def refresh_status(self) -> None:
         """Read every fitted component's status (STATUS_REQUEST) in a worker, unless a run, a
         reconnect or the device screen has the terminal."""
+        if self.printer is not None and self.link_up and not self.running and not self.closing.is_set():
+            previous = self._status_worker
+            if previous is None or previous.state not in (WorkerState.PENDING, WorkerState.RUNNING):
+                self._status_worker = self._read_printer_status(self.printer)
+            return
         term = self.terminal
         if (term is None or not self.link_up or self.running or self.restarting or self.closing.is_set()
                 or any(isinstance(s, DeviceScreen) for s in self.screen_stack)):
@@ -554,40 +594,77 @@ class PosSimApp(App[int]):
         except Exception as exc:   # a bug must end on the banner, never in a silent hang
             self.post_message(WorkerFailed("task_status", one_line(exc)))
 
+    @work(thread=True, group="status", exit_on_error=False)
+    def _read_printer_status(self, printer: ReceiptPrinter) -> None:
+        try:
+            with self._printer_lock:
+                if self.running or self.closing.is_set():
+                    return
+                try:
+                    block = printer.status().block()
+                except DriverError as exc:   # a silent printer keeps its last status; a broken port is down
+                    if printer.link.error is not None:
+                        self.post_message(PrinterDown(printer, str(exc)))
+                    return
+            self.post_message(StatusRead(printer, "printer", block))
+        except Exception as exc:   # a bug must end on the banner, never in a silent hang
+            self.post_message(WorkerFailed("task_status", one_line(exc)))
+
+    @property
+    def active(self) -> Device | None:
+        """The connected device: the terminal or the receipt printer (None while there is none)."""
+        return self.terminal if self.terminal is not None else self.printer
+
     def on_status_read(self, message: StatusRead) -> None:
         """A tile shows its component's status."""
-        if message.terminal is not self.terminal or self.closing.is_set() or message.component not in self.tiles:
+        if message.terminal is not self.active or self.closing.is_set() or message.component not in self.tiles:
             return
         self.tiles[message.component].status = message.status
         self.render_tile(message.component)
 
     # -- connecting -----------------------------------------------------------------------------
 
-    def start_connect(self, close_first: Terminal | None = None) -> None:
+    def start_connect(self, close_first: Device | None = None) -> None:
         """Open the port in a worker; retry every 0.5 s until a terminal (the same one) answers."""
         self.render_device()
         self._connect(close_first)
 
     @work(thread=True, exclusive=True, group="connect", exit_on_error=False)
-    def _connect(self, close_first: Terminal | None) -> None:
+    def _connect(self, close_first: Device | None) -> None:
         try:
             self._connect_loop(close_first)
         except Exception as exc:   # a bug must end on the banner, never in a silent hang
             self.post_message(WorkerFailed("task_connect", one_line(exc)))
 
-    def _connect_loop(self, close_first: Terminal | None) -> None:
+    def _open(self) -> Terminal | ReceiptPrinter:
+        """Open the port as ``--device`` says (auto: a printer's DLE EOT 1 first, then HELLO)."""
+        assert self.port is not None
+        if self.device_kind == "terminal":
+            return Terminal.open(self.port, timings=self.timings, on_frame=self.frames.push, timeout=5.0,
+                                 wrap=self._tap)
+        device = open_device(self.port, self.device_kind, baud=self.baud, timings=self.timings,
+                             on_frame=self.frames.push, timeout=5.0, wrap=self._tap)
+        assert isinstance(device, Terminal | ReceiptPrinter)
+        return device
+
+    def _connect_loop(self, close_first: Device | None) -> None:
         worker = get_current_worker()
         if close_first is not None:
             close_first.close()
         assert self.port is not None
         while not worker.is_cancelled and not self.closing.is_set():
             try:
-                term = Terminal.open(self.port, timings=self.timings, on_frame=self.frames.push,
-                                     timeout=5.0, wrap=self._tap)
+                opened = self._open()
             except DriverError as exc:
                 self.post_message(ConnectFailed(str(exc)))
                 self._sleep(worker)
                 continue
+            if isinstance(opened, ReceiptPrinter):
+                if self._printer_found(opened, worker):
+                    return
+                self._sleep(worker)
+                continue
+            term = opened
             try:
                 info = term.info()
                 term.set_deadline(None)
@@ -607,6 +684,19 @@ class PosSimApp(App[int]):
             self._watch(term)
             self.post_message(Connected(term, info))
             return
+
+    def _printer_found(self, printer: ReceiptPrinter, worker: Any) -> bool:
+        """A printer answered: use it (True), or close it when it is not the one of this session."""
+        info = printer.info()
+        if self.serial is not None and info.serial != self.serial:
+            printer.close()
+            self.post_message(WrongTerminal(info.serial))
+            return False
+        if worker.is_cancelled or self.closing.is_set():
+            printer.close()
+            return True
+        self.post_message(PrinterConnected(printer, info))
+        return True
 
     def _sleep(self, worker: Any) -> None:
         end = time.monotonic() + RETRY_EVERY
@@ -654,12 +744,58 @@ class PosSimApp(App[int]):
         """Another terminal on the port: say so, mix nothing."""
         self.set_banner("wrong_terminal", port=self.port, got=message.serial, want=self.serial)
 
+    def _show_device_kind(self, printer: bool) -> None:
+        """A printer has one tile and no keypad, lifecycle or frames: the rest is hidden."""
+        for widget in self.query(Tile).results(Tile):
+            widget.display = not printer or widget.component == "printer"
+        self.query_one(KeypadMap).display = not printer
+        for action in ("device", "capture", "toggle_hex"):
+            for button in self.query(f"#btn-{action}").results(Button):
+                button.display = not printer
+
+    def on_printer_connected(self, message: PrinterConnected) -> None:
+        """A receipt printer (the same one, after a replug) is here: its one tile, its status."""
+        if self.closing.is_set():
+            message.printer.close()
+            return
+        again = self.serial is not None
+        self.printer, self.terminal, self.tap = message.printer, None, None
+        self.device = message.info
+        self.serial = message.info.serial
+        self.link_up = True
+        hello = message.printer.hello
+        fitted = set(hello.components) if hello else {"printer"}
+        for component, tile in self.tiles.items():
+            tile.fitted = component in fitted
+        self.boot_id = None
+        self.set_banner("")
+        self._show_device_kind(True)
+        if again:
+            self.notify(ui_text("reconnected", self.lang, serial=self.serial))
+        self.render_all()
+        if self.autorun and not again:
+            self.start_run(None)
+        else:
+            self.refresh_status()
+
+    def on_printer_down(self, message: PrinterDown) -> None:
+        """The printer's port broke: banner at once, results kept, look for the same printer again."""
+        if message.printer is not self.printer or self.closing.is_set():
+            return
+        self.link_up = False
+        self.current_counters()
+        self.printer = None
+        self.set_banner("link_down", why=message.why, serial=self.serial)
+        self.start_connect(close_first=message.printer)
+
     def on_connected(self, message: Connected) -> None:
         """A terminal (the same one, after a replug) is here."""
         if self.closing.is_set():
             message.terminal.close()
             return
         again = self.serial is not None
+        self._show_device_kind(False)
+        self.printer = None
         self.terminal = message.terminal
         self.device = message.info
         self.serial = message.info.serial
@@ -778,7 +914,8 @@ class PosSimApp(App[int]):
 
     def start_run(self, tests: list[str] | None) -> None:
         """Run the plan (or some components of it) in a worker."""
-        if self.terminal is None or not self.link_up:
+        device = self.active
+        if device is None or not self.link_up:
             self.notify(ui_text("not_connected", self.lang), severity="warning")
             return
         if self.running:
@@ -800,10 +937,10 @@ class PosSimApp(App[int]):
         if tests is None or "keypad" in tests:
             self.query_one(KeypadMap).reset()
         self.render_verdict()
-        self._run(self.terminal, tests)
+        self._run(device, tests)
 
     @work(thread=True, group="run", exit_on_error=False)
-    def _run(self, term: Terminal, tests: list[str] | None) -> None:
+    def _run(self, term: Device, tests: list[str] | None) -> None:
         def on_update(update: Update) -> None:   # the engine's thread
             if update.kind == "started" and self.abort_requested:
                 # aborted: a test the engine still starts (the next one alone) is stopped at once
@@ -815,12 +952,18 @@ class PosSimApp(App[int]):
         try:
             engine = DiagnosticsEngine(term, lang=self.lang, catalogue=self.catalogue, prompter=TuiPrompter(self),
                                        on_update=on_update, port=self.port or "")
-            report = engine.run(self.plan, tests, interactive=self.interactive)
+            if isinstance(term, ReceiptPrinter):   # one request at a time on its synchronous port
+                with self._printer_lock:
+                    report = engine.run(self.plan, tests, interactive=self.interactive)
+            else:
+                report = engine.run(self.plan, tests, interactive=self.interactive)
             if worker.is_cancelled or self.closing.is_set():
                 return   # quit mid-run: what the closing did to the tests is no finding to file
             self.post_message(RunFinished(report, record=self._record_run(report)))
         except (ValueError, DriverError) as exc:
             self.post_message(RunFinished(None, str(exc)))
+            if isinstance(term, ReceiptPrinter) and term.link.error is not None:
+                self.post_message(PrinterDown(term, str(term.link.error)))
         except Exception as exc:   # a bug must end on the banner, never in a silent hang
             self.post_message(WorkerFailed("task_run", one_line(exc)))
             self.post_message(RunFinished(None, ""))
@@ -883,7 +1026,8 @@ class PosSimApp(App[int]):
                 tile = self.tiles[f.component]
                 tile.state, tile.finding, tile.prompt = f.verdict, f, ""
                 self.render_tile(f.component)
-        hello = self.terminal.hello if self.terminal is not None else None
+        active = self.active
+        hello = active.hello if active is not None else None
         self.completeness = tui_completeness(message.report, hello.components if hello else None,
                                              aborted=self.abort_requested, whole_plan=self._run_tests is None)
         self.record_note = message.record
@@ -938,14 +1082,15 @@ class PosSimApp(App[int]):
 
     def action_abort(self) -> None:
         """Abort every running self-test."""
-        if self.terminal is None or not self.running:
+        device = self.active
+        if device is None or not self.running:
             return
         self.abort_requested = True
         self.notify(ui_text("aborting", self.lang))
-        self._abort(self.terminal)
+        self._abort(device)
 
     @work(thread=True, group="abort", exit_on_error=False)
-    def _abort(self, term: Terminal) -> None:
+    def _abort(self, term: Device) -> None:
         try:
             with contextlib.suppress(DriverError):
                 term.abort()
@@ -1011,6 +1156,9 @@ class PosSimApp(App[int]):
                 writer.close()
             self.notify(ui_text("capture_stopped", self.lang, path=writer.path), timeout=8)
             self.render_status()
+            return
+        if self.printer is not None:
+            self.notify(ui_text("not_on_printer", self.lang), severity="warning")
             return
         if self.tap is None or self.terminal is None:
             self.notify(ui_text("capture_no_port", self.lang), severity="warning")
@@ -1086,6 +1234,9 @@ class PosSimApp(App[int]):
         """Open the device screen: history, tickets, backups, lifecycle records and actions."""
         if self.serial is None:
             self.notify(ui_text("not_connected", self.lang), severity="warning")
+            return
+        if self.printer is not None:
+            self.notify(ui_text("not_on_printer", self.lang), severity="warning")
             return
         if self.running:
             self.notify(ui_text("busy", self.lang), severity="warning")
@@ -1173,6 +1324,9 @@ class PosSimApp(App[int]):
         term, self.terminal = self.terminal, None
         if term is not None:
             term.close()
+        printer, self.printer = self.printer, None
+        if printer is not None:
+            printer.close()
         if self.capture is not None:   # the file is finished even when the port was already gone
             self.capture.close()
             self.capture = None
@@ -1188,5 +1342,5 @@ class PosSimApp(App[int]):
             registry.close()
 
 
-__all__ = ["ConfirmRequest", "Connected", "EngineUpdate", "KeyPressed", "LinkDown", "PosSimApp", "RunFinished",
-           "TerminalRestarted", "TuiPrompter", "WorkerFailed"]
+__all__ = ["ConfirmRequest", "Connected", "EngineUpdate", "KeyPressed", "LinkDown", "PosSimApp", "PrinterConnected",
+           "PrinterDown", "RunFinished", "TerminalRestarted", "TuiPrompter", "WorkerFailed"]

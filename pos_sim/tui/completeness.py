@@ -76,23 +76,23 @@ def tui_completeness(report: DiagnosticReport, fitted: Iterable[str] | None = No
     """The completeness of ``report`` from its findings.
 
     ``fitted`` is what the terminal said it has (HELLO); with ``whole_plan`` (a run of the whole
-    plan, not of chosen tiles) the components of ``NATURAL_ORDER`` it lacks are listed as not
-    fitted.  ``aborted``: the technician aborted the run.
+    plan, not of chosen tiles) the components a device of its kind can have (``report.possible``)
+    that it lacks are listed as not fitted.  ``aborted``: the technician aborted the run.
     """
-    from pos_sim.diagnostics.engine import NATURAL_ORDER
-
     ran: list[str] = []
     not_tested: list[NotTested] = []
     for f in report.results:
         why = why_not_tested(f, aborted=aborted)
         if why is None:
             ran.append(f.component)
+            if f.verdict == "pass" and f.measurements.get("checks_skipped", 0):
+                not_tested.append(NotTested(f.component, "needs_person"))   # passed what ran (a receipt printer)
         else:
             not_tested.append(NotTested(f.component, why))
     if whole_plan and fitted is not None:
         have = set(fitted)
         seen = {f.component for f in report.results}
-        not_tested += [NotTested(c, "not_fitted") for c in NATURAL_ORDER if c not in have and c not in seen]
+        not_tested += [NotTested(c, "not_fitted") for c in report.possible if c not in have and c not in seen]
     return Completeness(tuple(ran), tuple(not_tested))
 
 

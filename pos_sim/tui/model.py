@@ -186,7 +186,7 @@ def tile_lines(tile: TileState, lang: str, catalogue: Catalogue) -> tuple[str, s
         if shown:
             lines.append(" · ".join(shown))
         skipped = f.measurements.get("checks_skipped", 0)
-        if f.verdict == "skipped" and skipped:
+        if f.verdict in ("skipped", "pass") and skipped:
             lines.append(ui_text("tile_needs_person", lang, n=skipped))
         elif f.verdict not in ("pass",) and f.message and f.message != text:
             lines.append(f.message)

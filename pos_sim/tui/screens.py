@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -130,8 +132,13 @@ class PortEntry:
     label: str
 
 
-def discover_entries() -> list[PortEntry]:
-    """Discovered serial ports (terminals first) and then the emulator's scenarios as emu:// ports."""
+#: where the kernel's USB printer class puts receipt printers (not serial ports: discovery misses them)
+USB_LP_DIR = Path("/dev/usb")
+
+
+def discover_entries(lp_dir: Path = USB_LP_DIR) -> list[PortEntry]:
+    """Discovered serial ports (terminals and receipt printers first), the USB printer-class
+    devices (``/dev/usb/lp*``), then the emulator's scenarios as emu:// ports."""
     from drivers import discovery
     from drivers.errors import DriverError
     from pos_sim.emulator import scenario_names
@@ -144,6 +151,9 @@ def discover_entries() -> list[PortEntry]:
     for p in ports:
         what = p.known.label if p.known is not None else (p.description or p.kind)
         entries.append(PortEntry(p.preferred_path, f"{p.preferred_path}  [{p.kind}] {what}"))
+    with contextlib.suppress(OSError):
+        lps = sorted(lp_dir.glob("lp[0-9]*"), key=lambda p: (len(p.name), p.name))
+        entries += [PortEntry(str(p), f"{p}  [receipt-printer] USB printer class (--device escpos)") for p in lps]
     entries += [PortEntry(f"emu://{name}", f"emu://{name}  [emulator]") for name in scenario_names()]
     return entries
 

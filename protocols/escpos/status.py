@@ -276,6 +276,13 @@ class PrinterStatus:
         """The near-end sensor sees the roll's end coming: DLE EOT 4 bits 2-3, GS r 1 bits 0-1."""
         return self._flag("roll_paper", "near_end") or self._flag("paper_sensor", "near_end")
 
+    def block(self) -> dict[str, Any]:
+        """As the status block ``pos-sim status`` and the TUI's tile show: each byte, the hex line
+        (:meth:`raw`) and every decoded flag (:meth:`flags`)."""
+        return {"protocol": "escpos", "printer_status": self.printer, "offline_cause": self.offline_cause,
+                "error_cause": self.error_cause, "roll_paper": self.roll_paper,
+                "paper_sensor": self.paper_sensor, "raw": self.raw(), "flags": self.flags()}
+
     def raw(self) -> str:
         """The bytes as hex, ``--`` for a missing one: ``DLE EOT 1-4 16 12 12 12, GS r 1 00``."""
         def h(v: int | None) -> str:

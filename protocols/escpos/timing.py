@@ -32,3 +32,14 @@ def reply_timeout(baud: int | None, request_bytes: int, reply_bytes: int, *, rea
     turnaround = REALTIME_TURNAROUND if realtime else BUFFERED_TURNAROUND
     return turnaround + 2 * wire_time(baud, request_bytes + reply_bytes)
 
+
+#: how long auto-detection waits for a printer's first ``DLE EOT 1`` reply once the line has
+#: carried it: a real-time request is answered on receipt, so a printer that takes longer is
+#: found by the slower second chance after HELLO (docs/escpos.md, "Auto-detection")
+PROBE_TURNAROUND = 0.15
+
+
+def probe_timeout(baud: int | None) -> float:
+    """Seconds auto-detection waits for the reply to its one ``DLE EOT 1`` (3 bytes out, 1 back)
+    before it says HELLO: short, so that a terminal, which stays silent, is not kept waiting."""
+    return PROBE_TURNAROUND + 2 * wire_time(baud, 3 + 1)

@@ -47,8 +47,7 @@ def test_diag_exit_bits_reports_and_registry(printer: tuple[EscPosServer, str], 
                 "--report", str(md))
     assert r.returncode == status
     assert "打印机" in md.read_text(encoding="utf-8")
-    offline = printer[0].printer.offline
-    serial = "escpos:" + port if offline else "EP0000001"   # GS I is not answered offline
+    serial = "escpos:" + port   # the port's identity, online or offline (GS I is not answered offline)
     runs = pos_sim("runs", serial, "--db", str(db))
     assert runs.returncode == 0, runs.stdout + runs.stderr
     assert runs.stdout.count(verdict) == 2
@@ -77,7 +76,8 @@ def test_status_and_info_show_the_decoded_bits(printer: tuple[EscPosServer, str]
     doc = json.loads(pos_sim("status", port, "--json").stdout)
     assert doc["components"]["printer"]["status"]["flags"]["roll_paper"] == {"near_end": True, "paper_end": False}
     doc = json.loads(pos_sim("info", port, "--json", "--device", "escpos").stdout)
-    assert doc["device"]["serial"] == "EP0000001" and doc["status"]["paper_sensor"]["near_end"] is True
+    assert doc["device"]["serial"] == f"escpos:{port}" and doc["status"]["paper_sensor"]["near_end"] is True
+    assert doc["device"]["manufacturer"] == "pos-sim"   # GS I 66
 
 
 def test_the_tui_printer_tile_shows_a_receipt_printers_status() -> None:
@@ -93,3 +93,25 @@ def test_the_tui_printer_tile_shows_a_receipt_printers_status() -> None:
     assert "DLE EOT 1-4 1A 16 12 1E, GS r 1 --" in lines
     _, _, zh = tile_lines(TileState("printer", status=block), "zh-CN", load_catalogue())
     assert len(zh) == len(lines) and zh != lines   # the same parts, in Chinese
+
+
+def test_one_printer_offline_then_online_is_one_device_in_the_registry(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    with EscPosServer(EscPosPrinter({"paper-out"})) as server:
+        port = server.serve_pty()
+        assert pos_sim("diag", port, "--device", "escpos", "--non-interactive", "--db", str(db)).returncode == 16
+        server.set_fault("paper-out", False)   # paper loaded: online, and GS I answered now
+        assert pos_sim("diag", port, "--device", "escpos", "--non-interactive", "--db", str(db)).returncode == 0
+    devices = json.loads(pos_sim("devices", "--json", "--db", str(db)).stdout)
+    serials = [d["serial"] for d in (devices if isinstance(devices, list) else devices["devices"])]
+    assert serials == [f"escpos:{port}"]
+
+
+def test_capture_on_a_printer_found_by_auto_is_refused_in_one_line_before_any_hello(tmp_path: Path) -> None:
+    receipt = tmp_path / "receipt.bin"
+    with EscPosServer(EscPosPrinter(), receipt=receipt) as server:
+        r = pos_sim("diag", server.serve_pty(), "--capture", str(tmp_path / "c.cap"), "--non-interactive")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "is an ESC/POS receipt printer; --capture records the terminal protocol" in r.stderr
+    assert receipt.read_bytes() == b"\x1b\x40"   # status requests and ESC @ only: no HELLO frame
+    assert not (tmp_path / "c.cap").exists()

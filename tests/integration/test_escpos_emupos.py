@@ -38,7 +38,7 @@ if not EMUPOS.exists():
 
 # emupos fault: (verdict, code, exit status) with nobody present (docs/escpos.md)
 VERDICTS = {
-    None: ("skipped", None, 0),
+    None: ("pass", None, 0),   # the status checks pass; the page is "not tested (needs a person)"
     "paper-near-end": ("warn", "paper_near_end", 16),
     "paper-out": ("warn", "paper_end", 16),
     "cover-open": ("warn", "cover_open", 16),

@@ -53,3 +53,16 @@ def test_the_verdict_line_in_both_languages() -> None:
     assert verdict_text(nothing, none, "en", cat) == "No verdict: no check ran; 1 not tested (aborted)"
     # a run of chosen tiles: what the terminal lacks is not part of it
     assert tui_completeness(r, ["system"], whole_plan=False).counts().get("not_fitted") is None
+
+
+def test_a_receipt_printer_without_a_person_passed_its_status_and_lacks_only_its_page() -> None:
+    cat = load_catalogue()
+    r = report(finding("printer", "pass", skipped=1, note="not run: test page (no person present)"))
+    r.fitted, r.possible = ["printer"], ("printer",)   # as the engine files a receipt printer's run
+    c = tui_completeness(r, ["printer"])
+    assert c.ran == ("printer",) and not c.complete
+    assert verdict_text(r, c, "en", cat) == "OK for the 1 check that ran; 1 not tested (need a person)"
+    assert "not fitted" not in verdict_text(r, c, "en", cat)
+    # a terminal's run of the same finding names the ten components it lacks
+    t = report(finding("printer", "pass", skipped=1))
+    assert tui_completeness(t, ["printer"]).counts()["not_fitted"] == 10

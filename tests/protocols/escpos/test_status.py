@@ -140,3 +140,15 @@ def test_a_missing_byte_sets_no_flag() -> None:
     assert s.answered == ("printer",)
     assert not s.paper_end and not s.cover_open and not s.autocutter_error
     assert s.raw() == "DLE EOT 1-4 12 -- -- --, GS r 1 --"
+
+
+def test_the_status_block_has_each_byte_the_hex_line_and_the_flags() -> None:
+    # by hand: 0x1A = 0001 1010 (bit 3: offline); 0x16 = 0001 0110 (bit 2: cover open);
+    # 0x1E = 0001 1110 (bits 2-3: near end); GS r 1 not asked
+    b = PrinterStatus(printer=0x1A, offline_cause=0x16, error_cause=0x12, roll_paper=0x1E).block()
+    assert b["protocol"] == "escpos" and b["raw"] == "DLE EOT 1-4 1A 16 12 1E, GS r 1 --"
+    assert (b["printer_status"], b["offline_cause"], b["error_cause"], b["roll_paper"], b["paper_sensor"]) == \
+        (0x1A, 0x16, 0x12, 0x1E, None)
+    assert b["flags"]["printer"]["offline"] and b["flags"]["offline_cause"]["cover_open"]
+    assert b["flags"]["roll_paper"] == {"near_end": True, "paper_end": False}
+    assert "paper_sensor" not in b["flags"]
