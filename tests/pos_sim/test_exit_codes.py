@@ -70,6 +70,8 @@ TABLE: list[tuple[str, int, str]] = [
     ("device bind emu://dropped" + FAST + " --merchant M1 --keys {keys} --db {db}", 32, "locked"),
     ("device bind {silent} --merchant M1 --timeout 1 --keys {keys} --db {db}", 4, "no answer"),
     ("device backup emu://healthy" + FAST + " -o {blocker}/sub --db {db}", 1, "is a file, not a directory"),
+    ("pcap {tmp}/missing.cap -o {tmp}/x.pcapng", 1, "no such file"),
+    ("wireshark install --dir {blocker}/plugins", 1, "cannot install the dissector there"),
     ("conformance /dev/no-such-port", 2, "no such port"),
     ("conformance emu://healthy --only Z9", 1, "no clause Z9"),
     ("conformance {silent}", 4, "no answer to HELLO"),
