@@ -39,7 +39,7 @@ from protocols.pos import Component, Frame, Message, MessageType, decode_message
 from protocols.pos.auth import lifecycle_args, lifecycle_mac
 from protocols.pos.codes import LifecycleOp
 from protocols.pos.messages import jsonable, txlog_page_crc
-from protocols.pos.session import SelfTestEnded, SelfTestStarted
+from protocols.pos.session import LateResult, SelfTestEnded, SelfTestStarted
 from protocols.pos.session import SelfTestLost as MachineSelfTestLost
 
 #: HELLO names the host as this
@@ -308,6 +308,8 @@ class Terminal:
         if lost_after is not None:
             link.lost_after = lost_after
         self._runs: dict[str, SelfTestRun] = {}
+        #: runs replaced by a newer run of their component before their result came (aborted ones)
+        self._replaced: dict[str, list[SelfTestRun]] = {}
         self._runs_lock = threading.Lock()
         self._subscribers: list[Callable[[Message], None]] = []
         link.on_event = self._on_event
@@ -416,21 +418,32 @@ class Terminal:
             if run is not None:
                 run.adopted = ev.adopted
         elif isinstance(ev, SelfTestEnded):
-            f = ev.message.fields
-            result = SelfTestResult(
-                component=_name(f["component"]), plan=_name(f["plan"]), outcome=_name(f["outcome"]),
-                code=f["code"], duration_ms=f["duration_ms"],
-                measurements={_name(m["id"]): m["value"] for m in f["measurements"]}, note=f["note"])
+            result = self._result(ev.message)
             self.results[result.component] = result
             with self._runs_lock:
                 run = self._runs.pop(ev.component, None)
             if run is not None:
                 run._on_result(result)
+        elif isinstance(ev, LateResult):
+            # the result of the run this host aborted, which a newer run replaced: it is that run's
+            with self._runs_lock:
+                older = self._replaced.get(ev.component, [])
+                run = older.pop(0) if older else None
+            if run is not None:
+                run._on_result(self._result(ev.message))
         elif isinstance(ev, MachineSelfTestLost):
             with self._runs_lock:
                 run = self._runs.pop(ev.component, None)
             if run is not None:
                 run._fail(SelfTestLost(ev.text, noisy=ev.noisy))
+
+    @staticmethod
+    def _result(msg: Message) -> SelfTestResult:
+        f = msg.fields
+        return SelfTestResult(
+            component=_name(f["component"]), plan=_name(f["plan"]), outcome=_name(f["outcome"]),
+            code=f["code"], duration_ms=f["duration_ms"],
+            measurements={_name(m["id"]): m["value"] for m in f["measurements"]}, note=f["note"])
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -505,8 +518,9 @@ class Terminal:
     def _on_restart(self, err: SessionLost) -> None:
         """The link noticed a restart (its thread): the running self-tests are gone."""
         with self._runs_lock:
-            runs = list(self._runs.values())
+            runs = list(self._runs.values()) + [r for rs in self._replaced.values() for r in rs]
             self._runs.clear()
+            self._replaced.clear()
         for run in runs:
             run._lose(err)
         if self.on_restart is not None:
@@ -576,6 +590,9 @@ class Terminal:
         """Start a component's self-test; the run collects progress and the result."""
         run = SelfTestRun(self, component)
         with self._runs_lock:
+            older = self._runs.get(component)
+            if older is not None and older.result is None and older._failure is None:
+                self._replaced.setdefault(component, []).append(older)
             self._runs[component] = run
         try:
             self._request(MessageType.SELFTEST_START,
@@ -584,6 +601,8 @@ class Terminal:
             with self._runs_lock:
                 if self._runs.get(component) is run:
                     self._runs.pop(component)
+                    if older is not None and self._replaced.get(component, [])[-1:] == [older]:
+                        self._runs[component] = self._replaced[component].pop()   # it was not replaced
             raise
         return run
 
