@@ -508,7 +508,9 @@ class HostSession:
     def send_request(self, msg_type: MessageType, fields: dict[str, Any] | None, now: float, *,
                      timeout: float | None = None, repeat: bool | None = None) -> Handle:
         """Queue a request; return its handle.  Exactly one of :class:`Answered`,
-        :class:`Refused`, :class:`TimedOut` or :class:`Violation` follows for it.
+        :class:`Refused`, :class:`TimedOut` or :class:`Violation` follows for it (or, for a
+        ``SELFTEST_START`` the terminal turns out to be running already, a
+        :class:`SelfTestStarted` with ``adopted`` set).
 
         ``timeout`` limits the whole request, repeats included.  ``repeat`` asks it again as a
         new request when every send went unanswered while damaged frames arrived (default: the
