@@ -823,6 +823,7 @@ class HostSession:
         if owed:
             self._owed[component] = owed
         self._runs.pop(component, None)
+        self._unanswered_start.discard(component)   # whatever an unanswered START began is over now
         self._events.append(SelfTestEnded(component, msg))
 
     def _adopts(self, h: Handle) -> bool:

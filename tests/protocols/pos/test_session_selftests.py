@@ -446,3 +446,21 @@ def test_a_run_is_lost_exactly_when_a_gap_between_reports_reaches_t_lost(gaps: l
         m.receive_data(progress(100 + i), now)
     run_until(m, now + T_LOST)
     assert len(of(m, SelfTestLost)) == 1
+
+
+def test_a_result_after_an_unanswered_start_settles_it(m: HostSession) -> None:
+    # the unanswered START did start the test, and its result came: a later busy is a refusal
+    m.send_request(T.SELFTEST_START, START, 0.0, repeat=False)
+    t = _all_unanswered(m, 1, 0.0)
+    m.events()
+    m.receive_data(result(800), t + 0.5)
+    m.frames_to_send()
+    m.events()
+    h = m.send_request(T.SELFTEST_START, START, t + 1.0)
+    for _ in range(4):
+        [(_, seq, _)] = _sends(m)
+        m.receive_data(nak(seq, BUSY), t + 1.01)
+        t += 0.21
+        m.advance(t + 1.01)
+    [ev] = m.events()
+    assert isinstance(ev, Refused) and ev.handle is h and ev.reason == "busy"
