@@ -369,6 +369,11 @@ class Link:
         return self._error
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the I/O thread ended on an error)."""
+        return self._worker.stopping
+
+    @property
     def alive(self) -> bool:
         """True while the I/O thread runs and the port works."""
         return self._thread.is_alive() and self._error is None

@@ -24,6 +24,7 @@ from drivers.errors import (
     DeadlinePassed,
     DeviceDisconnected,
     DriverError,
+    LinkClosed,
     ProtocolViolation,
     RequestRefused,
     ResponseTimeout,
@@ -254,6 +255,8 @@ class SelfTestRun:
         err = self.terminal.link.error or self._failure
         if err is not None:
             raise err
+        if self.terminal.link.closed:   # nothing more can come: the machine no longer hears the line
+            raise LinkClosed(f"{self.component} self-test: the link was closed before its result came")
         return None
 
     def poll(self) -> SelfTestResult | None:
@@ -376,8 +379,12 @@ class Terminal:
         self.close()
 
     def close(self) -> None:
-        """End the session and close the port."""
+        """End the session and close the port (a self-test still waited on raises :class:`LinkClosed`)."""
         self.link.close()
+        with self._runs_lock:
+            runs = list(self._runs.values()) + [r for rs in self._replaced.values() for r in rs]
+        for run in runs:
+            run._wake()
 
     # -- events ----------------------------------------------------------------------------
 

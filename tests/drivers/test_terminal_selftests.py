@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from drivers.errors import RequestRefused, ResponseTimeout
+from drivers.errors import LinkClosed, RequestRefused, ResponseTimeout
 from drivers.link import Link, LinkTimings
 from drivers.terminal import Terminal
 from drivers.transport import open_port
@@ -90,3 +90,17 @@ def test_an_aborted_runs_late_result_does_not_end_the_next_run(peer: PtyPeer, po
         assert new.wait(timeout=10).outcome == "passed"
         assert term.results["printer"].outcome == "passed"
         assert old.result is not None and old.result.outcome == "aborted"   # the late result was the old run's
+
+
+def test_a_test_waited_on_when_the_link_is_closed_ends_at_once(peer: PtyPeer, pool: ThreadPoolExecutor) -> None:
+    # the machine no longer hears the line, so it can never call the test lost: the wait ends
+    term = terminal(peer)
+    fut = pool.submit(term.start_self_test, "printer")
+    peer.send(MessageType.ACK, {}, seq=peer.expect_message(MessageType.SELFTEST_START).seq)
+    run = fut.result(timeout=5)
+    waiting = pool.submit(run.wait)
+    term.close()
+    with pytest.raises(LinkClosed):
+        waiting.result(timeout=5)
+    with pytest.raises(LinkClosed):
+        run.poll()
