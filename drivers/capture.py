@@ -767,7 +767,7 @@ class DroppedBytes(NamedTuple):
     reasons: tuple[str, ...]
 
 
-class _Track:
+class DirectionTrack:
     """One direction of a capture: a deframer plus the bytes it still holds, with offsets."""
 
     def __init__(self, direction: str, inter_byte: float) -> None:
@@ -856,7 +856,7 @@ def analyse(records: Iterator[Record] | CaptureReader) -> Iterator[CapturedFrame
     """
     baud = records.header.baud if isinstance(records, CaptureReader) else timing.DEFAULT_BAUD
     inter_byte = timing.inter_byte_timeout(baud if isinstance(baud, int) and baud > 0 else timing.DEFAULT_BAUD)
-    tracks = {d: _Track(d, inter_byte) for d in DIRECTIONS}
+    tracks = {d: DirectionTrack(d, inter_byte) for d in DIRECTIONS}
     for record in records:
         if isinstance(record, Chunk):
             yield from tracks[record.direction].feed(record.time, record.data)

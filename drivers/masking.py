@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from protocols.pos import Frame, Message
+from protocols.pos import Frame, Message, encode_frame
 
 #: card numbers have this many digits; at most the first 6 and last 4 are ever shown
 PAN_MIN, PAN_MAX, PAN_KEEP_FIRST, PAN_KEEP_LAST = 13, 19, 6, 4
@@ -176,3 +176,12 @@ def mask_frame(frame: Frame) -> Frame:
     was checked when it arrived), for anything that shows frames as they crossed the line."""
     payload = mask_bytes(frame.payload)
     return frame if payload == frame.payload else frame._replace(payload=payload)
+
+
+def mask_wire_frame(frame: Frame, raw: bytes) -> bytes:
+    """A frame's bytes as they crossed the line (``raw``), with the payload masked; a payload
+    that changed gets a CRC over the masked bytes, so the frame still checks (for anything that
+    shows or exports raw bytes: ``pos-sim decode --raw``, the pcapng export)."""
+    payload = mask_bytes(frame.payload)
+    return raw if payload == frame.payload else encode_frame(frame.type, payload, frame.seq, frame.flags,
+                                                              frame.version)

@@ -35,7 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pos-sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    from pos_sim.cli import capture, device, diag, emulate, info, ports, protocol, registry, status, tui
+    from pos_sim.cli import (
+        capture,
+        conformance,
+        device,
+        diag,
+        emulate,
+        info,
+        pcap,
+        ports,
+        protocol,
+        registry,
+        status,
+        tui,
+        wireshark,
+    )
 
     protocol.add_parser(sub)
     ports.add_parser(sub)
@@ -44,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_parser(sub)
     emulate.add_parser(sub)
     capture.add_parser(sub)
+    conformance.add_parser(sub)
+    pcap.add_parser(sub)
+    wireshark.add_parser(sub)
     tui.add_parser(sub)
     registry.add_parser(sub)
     registry.add_ticket_and_audit_parsers(sub)

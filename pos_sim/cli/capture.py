@@ -46,7 +46,7 @@ from drivers.capture import (
     read_capture,
 )
 from drivers.errors import DriverError
-from drivers.masking import mask_fields
+from drivers.masking import mask_bytes, mask_fields, mask_wire_frame
 from drivers.transport import DEFAULT_BAUD, open_port
 from pos_sim import exitcodes
 from pos_sim.errors import UsageError
@@ -66,6 +66,8 @@ def add_parser(sub: Any) -> None:
                     "(docs/capture-format.md) until SIGINT or SIGTERM.")
     p.add_argument("port", metavar="PORT", help="device path or URL (emu://SCENARIO for the emulator)")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="the capture (FILE.gz compressed)")
+    p.add_argument("--pcapng", metavar="FILE.pcapng",
+                   help="also write a pcapng file as it records, for Wireshark (docs/wireshark.md)")
     add_baud_option(p, help="the line rate to open PORT at, in baud (default 115200; an emu:// URL's ?baud=N "
                             "wins); it goes into the capture's header, and replay and decode time the capture by it")
     p.set_defaults(func=run_record)
@@ -113,7 +115,13 @@ def run_record(args: argparse.Namespace) -> int:
         return exc.exit_code
     try:
         # the rate the port runs at: an emu://...?baud= URL's own, else the one asked for
-        writer = CaptureWriter(args.output, port=args.port, baud=int(ser.baudrate))
+        writer: CaptureWriter
+        if getattr(args, "pcapng", None):
+            from drivers.pcapng import PcapngCaptureWriter
+
+            writer = PcapngCaptureWriter(args.output, args.pcapng, port=args.port, baud=int(ser.baudrate))
+        else:
+            writer = CaptureWriter(args.output, port=args.port, baud=int(ser.baudrate))
     except CaptureError as exc:
         ser.close()
         print(f"pos-sim record: {exc}", file=sys.stderr)
@@ -150,6 +158,9 @@ def run_record(args: argparse.Namespace) -> int:
         for fd in (master, slave, wake_r, wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+    pcapng_problem = getattr(writer, "pcapng_problem", "")
+    if pcapng_problem:
+        print(f"pos-sim record: {pcapng_problem}", file=sys.stderr)
     sent = writer.bytes_recorded
     note = f", {lost} bytes from the terminal had no reader" if lost else ""
     print(f"recorded {sent[HOST_TO_TERMINAL]} bytes to the terminal and {sent[TERMINAL_TO_HOST]} from it "
@@ -216,10 +227,10 @@ def decoded_lines(reader: CaptureReader, *, as_json: bool, raw: bool, totals: De
                 obj: dict[str, Any] = {"t": round(item.time, 6), "dir": item.direction, "kind": "dropped",
                                        "offset": item.offset, "bytes": len(item.data), "reasons": list(item.reasons)}
                 if raw:
-                    obj["raw"] = item.data.hex()
+                    obj["raw"] = mask_bytes(item.data).hex()
                 yield json.dumps(obj)
             else:
-                tail = f"  {item.data.hex()}" if raw else ""
+                tail = f"  {mask_bytes(item.data).hex()}" if raw else ""
                 yield (f"{item.time:12.6f} {item.direction} DROPPED {len(item.data)} bytes at offset {item.offset}: "
                        f"{', '.join(item.reasons)}{tail}")
         elif isinstance(item, Note):
@@ -251,11 +262,11 @@ def _frame_line(item: CapturedFrame, *, as_json: bool, raw: bool, totals: Decode
         if error:
             obj["error"] = error
         if raw:
-            obj["raw"] = item.raw.hex()
+            obj["raw"] = mask_wire_frame(frame, item.raw).hex()
         return json.dumps(obj, ensure_ascii=False)
     flags = "|".join(desc["flags"]) or "-"
     body = f"malformed payload: {error}" if error else json.dumps(desc["fields"], ensure_ascii=False)
-    tail = f"  {item.raw.hex()}" if raw else ""
+    tail = f"  {mask_wire_frame(frame, item.raw).hex()}" if raw else ""
     return f"{item.time:12.6f} {item.direction} {desc['type']:<18} seq={frame.seq:<5} {flags:<18} {body}{tail}"
 
 

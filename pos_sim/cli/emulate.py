@@ -108,11 +108,23 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--state", metavar="FILE",
                    help="keep the terminal's state (lifecycle, counter, event and transaction logs, "
                         "battery) in FILE across restarts (default: in memory only)")
+    p.add_argument("--break", dest="breaks", action="append", default=[], metavar="NAME",
+                   type=_break_name,
+                   help="serve firmware that gets one conformance clause wrong, for testing "
+                        "`pos-sim conformance` (repeatable; the names are in docs/conformance.md)")
     p.add_argument("--write-keys", metavar="FILE",
                    help="add this emulated terminal's lifecycle key to the key file FILE (created with "
                         "mode 600; other terminals' keys are kept), as a manufacturer would hand it over, "
                         "so `pos-sim device` can sign for it")
     p.set_defaults(func=run)
+
+
+def _break_name(text: str) -> str:
+    from pos_sim.emulator.breaks import BREAKS
+
+    if text not in BREAKS:
+        raise argparse.ArgumentTypeError(f"no break {text!r} (known: {', '.join(BREAKS)})")
+    return text
 
 
 @contextlib.contextmanager
@@ -161,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         scenario = load_scenario(args.scenario)
-        server = EmulatorServer(scenario, baud=args.baud, speed=args.speed, state_path=args.state)
+        server = EmulatorServer(scenario, baud=args.baud, speed=args.speed, state_path=args.state,
+                                breaks=getattr(args, "breaks", []))
     except EmulatorError as exc:
         print(f"pos-sim emulate: {exc}", file=sys.stderr)
         return exit_status(exc)

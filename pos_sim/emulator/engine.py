@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pos_sim.emulator.device import BATTERY_LOW_PCT, MIN_FREE_MEMORY_KB, Device
-from pos_sim.emulator.faults import outcome_for, primary_fault, severity
 from pos_sim.emulator.scenario import MIN_PAYLOAD, Scenario
 from pos_sim.emulator.selftests import (
     SCRIPTS,
@@ -69,6 +68,7 @@ from protocols.pos.codes import (
     SelfTestPlan,
     Severity,
 )
+from protocols.pos.faults import outcome_for, primary_fault, severity
 from protocols.pos.messages import CATALOGUE, NO_SESSION, REQUESTS, TX_RECORD, page_capacity, txlog_page_crc
 
 RESPONSE = int(FrameFlag.RESPONSE)

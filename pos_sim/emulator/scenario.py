@@ -25,7 +25,6 @@ from typing import Any, Final
 from construct import Construct, FormatField, Renamed
 
 from pos_sim.emulator.errors import ScenarioError
-from pos_sim.emulator.faults import component_of
 from protocols.pos import timing
 from protocols.pos.codes import (
     Bearer,
@@ -38,6 +37,7 @@ from protocols.pos.codes import (
     Severity,
     TrackCode,
 )
+from protocols.pos.faults import component_of
 from protocols.pos.framing import MAX_PAYLOAD
 from protocols.pos.messages import CATALOGUE, STATUS_BY_COMPONENT, TX_RECORD, MessageType
 

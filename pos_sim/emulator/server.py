@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import tty
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -80,7 +81,7 @@ class EmulatorServer:
 
     def __init__(self, scenario: Scenario | str | Path, *, baud: int = 115200, speed: float = 1.0,
                  state_path: str | os.PathLike[str] | None = None, confirm_timeout: float | None = None,
-                 session_timeout: float | None = None) -> None:
+                 session_timeout: float | None = None, breaks: Sequence[str] = ()) -> None:
         if baud <= 0:
             raise ValueError("baud must be positive")
         if not speed > 0:
@@ -96,6 +97,13 @@ class EmulatorServer:
             self._engine_options["confirm_timeout"] = confirm_timeout
         if session_timeout is not None:
             self._engine_options["session_timeout"] = session_timeout
+        #: non-conforming firmware on purpose (pos_sim.emulator.breaks), for conformance tests
+        self._engine_class: type[TerminalEngine] = TerminalEngine
+        if breaks:
+            from pos_sim.emulator.breaks import BrokenEngine, check_breaks
+
+            self._engine_options["breaks"] = check_breaks(breaks)
+            self._engine_class = BrokenEngine
         self._engine: TerminalEngine | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -179,7 +187,7 @@ class EmulatorServer:
 
     def _start(self) -> None:
         try:
-            self._engine = TerminalEngine(self.scenario, now=time.monotonic(), speed=self.speed, baud=self.baud,
+            self._engine = self._engine_class(self.scenario, now=time.monotonic(), speed=self.speed, baud=self.baud,
                                           store=self._store, state=self._state, **self._engine_options)
         except OSError as exc:
             self._close_line()
@@ -337,7 +345,7 @@ class EmulatorServer:
         now = time.monotonic()
         try:
             engine.save(now)
-            new = TerminalEngine(self.scenario, now=now, speed=self.speed, baud=self.baud, store=self._store,
+            new = self._engine_class(self.scenario, now=now, speed=self.speed, baud=self.baud, store=self._store,
                                  state=engine.state, **self._engine_options)
         except OSError as exc:
             # the old firmware goes on: the caller hears why no restart happened

@@ -8,15 +8,18 @@ rewrites those sections; a test fails when they are stale.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from construct import Bytes, Construct, Enum, Flag, FormatField, Rebuild, SizeofError, Struct, Switch
 
 from protocols.pos.auth import lifecycle_args, lifecycle_mac
-from protocols.pos.codes import ALL_ENUMS, CodeEnum, FrameFlag
+from protocols.pos.codes import ALL_ENUMS, CodeEnum, FaultCode, FrameFlag
 from protocols.pos.compiler import pascal_parts, prefixed_array_parts, switch_key, unwrap
+from protocols.pos.faults import FAULT_SEVERITY, component_of, outcome_for
 from protocols.pos.framing import FRAME, MAX_PAYLOAD, Frame, decode_frame, encode_frame
 from protocols.pos.messages import (
     ANY_SESSION,
@@ -209,6 +212,18 @@ def render_messages() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def render_severities() -> str:
+    """Section 8's table: every fault code, its severity and the outcome it gives a run."""
+    rows = []
+    for code, sev in FAULT_SEVERITY.items():
+        if code == FaultCode.none:
+            continue
+        comp = component_of(code)
+        rows.append((f"`{code.name}`", comp.name if comp is not None else "transaction",
+                     sev.name, outcome_for(code).name))
+    return "\n".join(_table(("code", "component", "severity", "outcome when it is the most serious"), rows))
+
+
 def render_codes() -> str:
     """A table per enumeration."""
     out: list[str] = []
@@ -232,6 +247,32 @@ def _lc_example() -> bytes:
     return encode_message(MessageType.LC_REQUEST, {
         "operation": "bind", "counter": 8, "nonce": EXAMPLE_NONCE, "activation_code": "",
         "merchant_id": "898310048161234", "reason": "", "mac": mac}, seq=12)
+
+
+def _lc_result() -> bytes:
+    return encode_message(MessageType.LC_RESULT, {
+        "operation": "bind", "status": "ok", "state": "bound", "counter": 8, "message": ""},
+        seq=12, flags=int(FrameFlag.RESPONSE))
+
+
+def _retransmitted(frame: bytes) -> bytes:
+    """The same frame sent again: the RETRANSMIT flag set, so a new CRC (section 5)."""
+    f = decode_frame(frame)
+    return encode_frame(f.type, f.payload, f.seq, f.flags | int(FrameFlag.RETRANSMIT))
+
+
+#: the transaction records of the log examples (card numbers: first six and last four only)
+EXAMPLE_TX = [
+    {"txn_id": 1041, "time": 1794990000, "kind": "sale", "result": "approved", "entry": "chip",
+     "amount": 12800, "currency": 156, "pan_bin": 622848, "pan_last4": 43, "auth_code": b"A1B2C3"},
+    {"txn_id": 1042, "time": 1794990600, "kind": "refund", "result": "approved", "entry": "contactless",
+     "amount": 2500, "currency": 156, "pan_bin": 622848, "pan_last4": 43, "auth_code": b"D4E5F6"},
+]
+
+
+def _tx_records_field() -> bytes:
+    """The `records` field of a page holding EXAMPLE_TX, as encoded (count, then the records)."""
+    return bytes([len(EXAMPLE_TX)]) + b"".join(TX_RECORD.build(r) for r in EXAMPLE_TX)
 
 
 def examples() -> list[tuple[str, bytes]]:
@@ -265,6 +306,27 @@ def examples() -> list[tuple[str, bytes]]:
             seq=41, flags=flags_ev)),
         ("NAK: busy", encode_message(MessageType.NAK, {"reason": "busy"}, seq=5, flags=flags_resp)),
         ("LC_REQUEST: bind, signed with the example key 00 01 02 … 1F", _lc_example()),
+        ("LC_CHALLENGE that example 8 answers", encode_message(MessageType.LC_CHALLENGE, {
+            "operation": "bind", "nonce": EXAMPLE_NONCE, "counter": 7, "serial": "SP0000123"},
+            seq=11, flags=flags_resp)),
+        ("LC_RESULT: the bind of example 8 accepted", _lc_result()),
+        ("Duplicate: the host retransmits example 8 (its answer was lost)",
+         _retransmitted(_lc_example())),
+        ("Duplicate: the terminal answers it from memory, without binding again",
+         _retransmitted(_lc_result())),
+        ("TXLOG_INFO: a log of two records, one page", encode_message(MessageType.TXLOG_INFO, {
+            "records": 2, "pages": 1, "records_per_page": 32,
+            "sha256": hashlib.sha256(_tx_records_field()).digest()}, seq=20, flags=flags_resp)),
+        ("TXLOG_PAGE: its page 0", encode_message(MessageType.TXLOG_PAGE, {
+            "page": 0, "records": EXAMPLE_TX, "page_crc": zlib.crc32(_tx_records_field())},
+            seq=21, flags=flags_resp)),
+        ("TXLOG_PAGE: page 1, past the end: an empty page", encode_message(MessageType.TXLOG_PAGE, {
+            "page": 1, "records": [], "page_crc": zlib.crc32(b"\x00")}, seq=22, flags=flags_resp)),
+        ("EVENTLOG_PAGE: page 0 of 1, two entries", encode_message(MessageType.EVENTLOG_PAGE, {
+            "page": 0, "pages": 1, "entries": [
+                {"time": 1795000000, "component": "printer", "code": "paper_near_end", "severity": "warning"},
+                {"time": 1795000420, "component": "power", "code": "battery_low", "severity": "warning"}]},
+            seq=23, flags=flags_resp)),
     ]
 
 
@@ -304,6 +366,7 @@ SECTIONS = {
     "messages": render_messages,
     "codes": render_codes,
     "examples": render_examples,
+    "severities": render_severities,
 }
 
 

@@ -70,6 +70,11 @@ TABLE: list[tuple[str, int, str]] = [
     ("device bind emu://dropped" + FAST + " --merchant M1 --keys {keys} --db {db}", 32, "locked"),
     ("device bind {silent} --merchant M1 --timeout 1 --keys {keys} --db {db}", 4, "no answer"),
     ("device backup emu://healthy" + FAST + " -o {blocker}/sub --db {db}", 1, "is a file, not a directory"),
+    ("conformance /dev/no-such-port", 2, "no such port"),
+    ("conformance emu://healthy --only Z9", 1, "no clause Z9"),
+    ("conformance {silent}", 4, "no answer to HELLO"),
+    ("conformance emu://healthy" + FAST + "&break=bad-page-crc --only P2", 8, ""),
+    ("conformance emu://healthy" + FAST + " --allow-lifecycle --keys {tmp}/none.toml --only L6", 1, "no key file"),
 ]
 #: commands that succeed although they had nothing to show (docs/cli.md): (command, said on stdout)
 QUIET_SUCCESS: list[tuple[str, str]] = [

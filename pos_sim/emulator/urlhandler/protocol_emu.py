@@ -6,7 +6,8 @@
 Options (all optional): ``speed`` (a number, or ``inf``), ``baud`` (the emulated line's rate;
 default: the port's ``baudrate``, which pyserial defaults to 9600; once open, ``baudrate``
 reports the URL's rate so the host's timers follow it), ``state`` (a state file path),
-``confirm_timeout`` and ``session_timeout`` (seconds; tests shorten them).
+``confirm_timeout`` and ``session_timeout`` (seconds; tests shorten them), ``break`` (names of
+:mod:`pos_sim.emulator.breaks`, comma-separated: firmware that breaks one conformance clause each).
 
 Opening starts an :class:`~pos_sim.emulator.server.EmulatorServer` on one end of a
 ``socket.socketpair()`` and reads and writes the other end, like pyserial's own
@@ -42,7 +43,7 @@ from pos_sim.emulator.errors import EmulatorError
 from pos_sim.emulator.server import EmulatorServer
 from pos_sim.emulator.urlhandler.modem_lines import NoModemLines
 
-_OPTIONS = ("speed", "baud", "state", "confirm_timeout", "session_timeout")
+_OPTIONS = ("speed", "baud", "state", "confirm_timeout", "session_timeout", "break")
 
 
 def parse_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -67,6 +68,13 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
                 options[key] = int(value)
             elif key == "state":
                 options["state_path"] = value
+            elif key == "break":
+                from pos_sim.emulator.breaks import check_breaks
+
+                try:
+                    options["breaks"] = sorted(check_breaks(value.split(",")))
+                except ValueError as exc:
+                    raise SerialException(f"{url}: {exc}") from None
             else:
                 number = float(value)
                 if math.isnan(number) or number <= 0:

@@ -1,9 +1,10 @@
 """How serious each fault code is, and what outcome a self-test reports for it.
 
-The wire protocol says which codes exist (``protocols.pos.codes.FaultCode``) but not how bad each
-one is; that is the firmware's judgement, and this table is the emulated firmware's.  The
-rule of docs/protocol.md section 8 follows from it: ``warning`` means the merchant can act
-(paper, battery, signal, SIM), ``failed`` means repair.
+``protocols.pos.codes.FaultCode`` says which codes exist; this table says how serious each one
+is, which settles "the most serious fault" of a run (the result's ``code``), the ``severity`` of
+its ERROR events and the run's outcome.  docs/protocol.md section 8 prints it (generated from
+here): ``warning`` means the merchant can act (paper, battery, signal, SIM), ``failed`` means
+repair.  A terminal follows it so that hosts from different makers read results alike.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from protocols.pos.codes import Component, FaultCode, Outcome, Severity
 
 _F, _S = FaultCode, Severity
 
-#: the severity the emulated firmware gives every fault code
+#: the severity of every fault code (section 8's table)
 FAULT_SEVERITY: dict[FaultCode, Severity] = {
     _F.none: _S.info,
     _F.out_of_memory: _S.error,
