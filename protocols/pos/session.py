@@ -408,6 +408,7 @@ class HostSession:
         #: components whose SELFTEST_START went unanswered: the terminal may have started them
         self._unanswered_start: set[str] = set()
         self._request_damage: dict[int, int] = {}
+        self._dropped_before_first = 0
 
     # -- what the owner of the port reads ---------------------------------------------------
 
@@ -422,7 +423,7 @@ class HostSession:
         device, not a noisy line, and do not count."""
         d = self.deframer.stats
         shaped = d.bad_crc + d.partial_dropped + d.oversize + d.bad_version
-        return shaped + (d.bytes_dropped if self.stats.frames_in else 0)
+        return shaped + (d.bytes_dropped - self._dropped_before_first if self.stats.frames_in else 0)
 
     @property
     def outstanding(self) -> Handle | None:
@@ -707,6 +708,8 @@ class HostSession:
     # -- frames in ---------------------------------------------------------------------------
 
     def _on_frame(self, frame: Frame, now: float) -> None:
+        if not self.stats.frames_in:   # bytes thrown away before the first intact frame are not the line's
+            self._dropped_before_first = self.deframer.stats.bytes_dropped
         self.stats.frames_in += 1
         if self.report_frames:
             self._events.append(FrameReceived(frame))
