@@ -2,14 +2,15 @@
 
 The rules of docs/protocol.md sections 5 and 6 (sequence numbers, ACK/NAK, retransmits,
 timeouts, stale answers, event ACKs and de-duplication, keep-alive, the inter-byte timeout,
-noticing a restart) live in :class:`protocols.pos.session.HostSession`, a state machine with no
-I/O and no clock.  This module is the I/O around it: :class:`PortWorker` is the one thread that
-reads the port (with pyserial's read timeout), hands the machine the bytes and the time
-(``time.monotonic``), writes what the machine queues and hands its events on; :class:`Link`
-puts a blocking request API and subscriber callbacks on top.  Keeping every byte in one thread
-and every rule in the machine means there is no moment where two threads disagree about which
-request is current.  A thread rather than asyncio because pyserial is blocking and Textual, the
-main user, runs blocking I/O in thread workers; docs/drivers.md says more.
+noticing a restart, the self-test watch and its lost-test timer) live in
+:class:`protocols.pos.session.HostSession`, a state machine with no I/O and no clock.  This
+module is the I/O around it: :class:`PortWorker` is the one thread that reads the port (with
+pyserial's read timeout), hands the machine the bytes and the time (``time.monotonic``), writes
+what the machine queues and hands its events on; :class:`Link` puts a blocking request API and
+subscriber callbacks on top.  Keeping every byte in one thread and every rule in the machine
+means there is no moment where two threads disagree about which request is current.  A thread
+rather than asyncio because pyserial is blocking and Textual, the main user, runs blocking I/O
+in thread workers; docs/drivers.md says more.
 
 When the port breaks (pyserial's ``SerialException``, ``OSError``, ``termios.error``), the
 thread records :class:`DeviceDisconnected`, fails whatever was waiting, tells the subscriber,
@@ -24,7 +25,7 @@ import termios
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import serial
@@ -57,10 +58,14 @@ from protocols.pos.session import (
     FrameReceived,
     Handle,
     HostSession,
+    LateResult,
     LinkDown,
     NotARequest,
     PayloadTooLarge,
     Refused,
+    SelfTestEnded,
+    SelfTestLost,
+    SelfTestStarted,
     SessionEvent,
     SessionGone,
     SessionStats,
@@ -221,6 +226,9 @@ class _Waiter:
 
 EventHandler = Callable[[Message], None]
 TrafficHandler = Callable[[str, Frame], None]
+#: what the machine says of self-tests (started, ended, lost, a late result), messages masked
+SelfTestEvent = SelfTestStarted | SelfTestEnded | SelfTestLost | LateResult
+SelfTestHandler = Callable[[SelfTestEvent], None]
 
 
 class Link:
@@ -235,6 +243,8 @@ class Link:
         self.on_down = on_down
         #: called on the I/O thread, once per lost session, when the terminal restarted
         self.on_restart: Callable[[SessionLost], None] | None = None
+        #: called on the I/O thread with the machine's self-test watch (started, ended, lost)
+        self.on_selftest: SelfTestHandler | None = None
         self.name = name or getattr(port, "portstr", None) or str(getattr(port, "port", "port"))
         self._timings = timings or LinkTimings()
         self.session = HostSession(self._timings, seq=random.randrange(0x10000), now=time.monotonic(),
@@ -310,6 +320,28 @@ class Link:
         return self.session.uptime_reference
 
     @property
+    def selftest_lost_after(self) -> float:
+        """T_lost: seconds of silence after which a running self-test is lost (the machine's)."""
+        return self.session.selftest_lost_after
+
+    @property
+    def lost_after(self) -> float | None:
+        """A fixed T_lost instead of the line's (None: follow the line rate and payload)."""
+        return self.session.lost_after
+
+    @lost_after.setter
+    def lost_after(self, seconds: float | None) -> None:
+        with self._lock:
+            self.session.lost_after = seconds
+        self._worker.wake()
+
+    def watch_selftest(self, component: str) -> None:
+        """Have the machine watch ``component``'s self-test, running already, from now."""
+        with self._lock:
+            self.session.watch_selftest(component, time.monotonic())
+        self._worker.wake()
+
+    @property
     def _seq(self) -> int:
         """The sequence number of the latest request."""
         return self.session.seq
@@ -342,6 +374,11 @@ class Link:
     def error(self) -> DriverError | None:
         """Why the link is down, or None while it is up."""
         return self._error
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the I/O thread ended on an error)."""
+        return self._worker.stopping
 
     @property
     def alive(self) -> bool:
@@ -421,7 +458,19 @@ class Link:
                     self.on_restart(self._session_lost_error(ev))
             elif isinstance(ev, LinkDown):
                 self._go_down(ResponseTimeout(ev.text))
+            elif isinstance(ev, SelfTestStarted | SelfTestEnded | SelfTestLost | LateResult):
+                self._selftest(ev)
             # DuplicateEvent, StaleDropped, KeepAliveSent: counted in the stats already
+
+    def _selftest(self, ev: SelfTestEvent) -> None:
+        """Hand the self-test watch on (masked); an adopted start completes its caller's request."""
+        if isinstance(ev, SelfTestStarted | SelfTestEnded | LateResult) and ev.message is not None:
+            ev = replace(ev, message=mask_message(ev.message))
+        if self.on_selftest is not None:
+            self.on_selftest(ev)
+        if isinstance(ev, SelfTestStarted) and ev.adopted and ev.handle is not None:
+            assert ev.frame is not None and ev.message is not None
+            self._complete(ev.handle, reply=(ev.frame, ev.message))
 
     def _complete(self, handle: Handle, *, reply: tuple[Frame, Message] | None = None,
                   error: DriverError | None = None) -> None:
@@ -494,6 +543,8 @@ __all__ = [
     "LinkTimings",
     "Machine",
     "PortWorker",
+    "SelfTestEvent",
+    "SelfTestHandler",
     "UptimeReference",
     "uptime_consistent",
     "uptime_step",

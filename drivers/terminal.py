@@ -24,6 +24,7 @@ from drivers.errors import (
     DeadlinePassed,
     DeviceDisconnected,
     DriverError,
+    LinkClosed,
     ProtocolViolation,
     RequestRefused,
     ResponseTimeout,
@@ -32,13 +33,15 @@ from drivers.errors import (
     TransferError,
 )
 from drivers.files import FileWriteError, write_atomically
-from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, Link, LinkTimings
+from drivers.link import ANY_SESSION_MAY, NO_SESSION_NEEDED, Link, LinkTimings, SelfTestEvent
 from drivers.masking import mask_fields
 from drivers.transport import open_port
 from protocols.pos import Component, Frame, Message, MessageType, decode_message, encode_payload, timing
 from protocols.pos.auth import lifecycle_args, lifecycle_mac
 from protocols.pos.codes import LifecycleOp
 from protocols.pos.messages import jsonable, txlog_page_crc
+from protocols.pos.session import LateResult, SelfTestEnded, SelfTestStarted
+from protocols.pos.session import SelfTestLost as MachineSelfTestLost
 
 #: HELLO names the host as this
 HOST_NAME = "pos-sim"
@@ -191,23 +194,27 @@ def _name(value: object) -> str:
 
 
 class SelfTestRun:
-    """A self-test in flight: progress as it comes, then the result."""
+    """A self-test in flight: progress as it comes, then the result.
+
+    Whether it is lost is the session machine's call (:class:`protocols.pos.session.HostSession`
+    watches every running test against ``T_lost`` on the line's clock); the run only turns what
+    the machine says into a result or an exception."""
 
     def __init__(self, terminal: Terminal, component: str) -> None:
         self.terminal = terminal
         self.component = component
         self.progress: list[SelfTestProgress] = []
         self.result: SelfTestResult | None = None
+        #: True when the terminal was found running it already (an earlier START went through)
+        self.adopted = False
         self._cond = threading.Condition()
-        self._last_heard = time.monotonic()
-        self._damage_heard = terminal.link.damage
         self._listeners: list[Callable[[SelfTestProgress], None]] = []
+        #: set when the machine declared it lost, or the terminal restarted under it
+        self._failure: SelfTestLost | SessionLost | None = None
 
     def _on_progress(self, p: SelfTestProgress) -> None:
         with self._cond:
             self.progress.append(p)
-            self._last_heard = time.monotonic()
-            self._damage_heard = self.terminal.link.damage
             listeners = list(self._listeners)
             self._cond.notify_all()
         for cb in listeners:
@@ -222,22 +229,14 @@ class SelfTestRun:
         with self._cond:
             self._cond.notify_all()
 
-    #: set when the terminal restarted under the test: it is gone, and poll() / wait() say so
-    _session_lost: SessionLost | None = None
-
-    def _lose(self, err: SessionLost) -> None:
+    def _fail(self, err: SelfTestLost | SessionLost) -> None:
         with self._cond:
-            self._session_lost = err
+            if self.result is None and self._failure is None:
+                self._failure = err
             self._cond.notify_all()
 
-    def _lost(self) -> SelfTestLost:
-        """The test went silent for longer than the terminal may take to get a report through."""
-        if self.terminal.link.damage > self._damage_heard:
-            # frames arrived spoilt in the meantime: its reports were most likely among them
-            return SelfTestLost(f"{self.component} self-test: nothing intact heard for {self.lost_after:.1f} s "
-                                f"while damaged frames arrived (a noisy line)", noisy=True)
-        return SelfTestLost(f"{self.component} self-test: no progress for {self.lost_after:.1f} s, the terminal "
-                            f"stopped answering mid-test")
+    # the terminal restarted under the test: it is gone, and poll() / wait() say so
+    _lose = _fail
 
     @property
     def lost_after(self) -> float:
@@ -249,34 +248,35 @@ class SelfTestRun:
         with self._cond:
             self._listeners.append(callback)
 
+    def _check(self) -> SelfTestResult | None:
+        """The result, None while it runs; raises what ended it otherwise (hold ``_cond``)."""
+        if self.result is not None:
+            return self.result
+        err = self.terminal.link.error or self._failure
+        if err is not None:
+            raise err
+        if self.terminal.link.closed:   # nothing more can come: the machine no longer hears the line
+            raise LinkClosed(f"{self.component} self-test: the link was closed before its result came")
+        return None
+
     def poll(self) -> SelfTestResult | None:
         """The result if it is in, None while the test runs; raises like :meth:`wait` when the
         link broke or the terminal went silent mid-test."""
         with self._cond:
-            if self.result is not None:
-                return self.result
-            err = self.terminal.link.error or self._session_lost
-            if err is not None:
-                raise err
-            if time.monotonic() - self._last_heard > self.lost_after:
-                raise self._lost()
-            return None
+            return self._check()
 
     def wait(self, timeout: float | None = None) -> SelfTestResult:
-        """Block until the result; raise if the terminal goes silent or the link breaks."""
+        """Block until the result; raise if the terminal goes silent or the link breaks.
+
+        ``timeout`` is the caller's own limit (None: none; the machine's ``T_lost`` still ends
+        a test that went silent)."""
         give_up = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self.result is None:
-                err = self.terminal.link.error or self._session_lost
-                if err is not None:
-                    raise err
-                now = time.monotonic()
-                if now - self._last_heard > self.lost_after:
-                    raise self._lost()
-                if give_up is not None and now >= give_up:
+            while (result := self._check()) is None:
+                if give_up is not None and time.monotonic() >= give_up:
                     raise SelfTestLost(f"{self.component} self-test did not finish within {timeout:.1f} s")
                 self._cond.wait(0.1)
-            return self.result
+            return result
 
 
 def open_line(port: str, *, baud: int | None = None, timings: LinkTimings | None = None
@@ -308,8 +308,11 @@ class Terminal:
         self.hello: HelloInfo | None = None
         #: every self-test result received in this session, by component (kept after a disconnect)
         self.results: dict[str, SelfTestResult] = {}
-        self._lost_after = lost_after
+        if lost_after is not None:
+            link.lost_after = lost_after
         self._runs: dict[str, SelfTestRun] = {}
+        #: runs replaced by a newer run of their component before their result came (aborted ones)
+        self._replaced: dict[str, list[SelfTestRun]] = {}
         self._runs_lock = threading.Lock()
         self._subscribers: list[Callable[[Message], None]] = []
         link.on_event = self._on_event
@@ -327,14 +330,13 @@ class Terminal:
         #: called (on the link's thread: keep it short) when the terminal restarted mid-session
         self.on_restart: Callable[[SessionLost], None] | None = None
         link.on_restart = self._on_restart
+        link.on_selftest = self._on_selftest
 
     @property
     def lost_after(self) -> float:
         """T_lost: silence from a running self-test after which it is lost; follows the line
         rate and the negotiated payload (docs/protocol.md section 5) unless set when opened."""
-        if self._lost_after is not None:
-            return self._lost_after
-        return self.link.timings.selftest_lost_after
+        return self.link.selftest_lost_after
 
     @classmethod
     def open(cls, port: str, *, baud: int | None = None, timings: LinkTimings | None = None,
@@ -377,8 +379,12 @@ class Terminal:
         self.close()
 
     def close(self) -> None:
-        """End the session and close the port."""
+        """End the session and close the port (a self-test still waited on raises :class:`LinkClosed`)."""
         self.link.close()
+        with self._runs_lock:
+            runs = list(self._runs.values()) + [r for rs in self._replaced.values() for r in rs]
+        for run in runs:
+            run._wake()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -407,18 +413,44 @@ class Terminal:
             if run is not None:
                 run._on_progress(SelfTestProgress(_name(f["component"]), f["percent"], f["step"],
                                                   _name(f["prompt"])))
-        elif msg.type == MessageType.SELFTEST_RESULT:
-            result = SelfTestResult(
-                component=_name(f["component"]), plan=_name(f["plan"]), outcome=_name(f["outcome"]),
-                code=f["code"], duration_ms=f["duration_ms"],
-                measurements={_name(m["id"]): m["value"] for m in f["measurements"]}, note=f["note"])
-            self.results[result.component] = result
-            with self._runs_lock:
-                run = self._runs.pop(result.component, None)
-            if run is not None:
-                run._on_result(result)
+        # (a SELFTEST_RESULT ends its run through the machine's self-test watch, just before this)
         for cb in list(self._subscribers):
             cb(msg)
+
+    def _on_selftest(self, ev: SelfTestEvent) -> None:
+        """What the session machine says of a self-test (the link's thread): a run started, ended
+        with its result, or was lost; an aborted run's late result ends nothing."""
+        if isinstance(ev, SelfTestStarted):
+            run = self._runs.get(ev.component)
+            if run is not None:
+                run.adopted = ev.adopted
+        elif isinstance(ev, SelfTestEnded):
+            result = self._result(ev.message)
+            self.results[result.component] = result
+            with self._runs_lock:
+                run = self._runs.pop(ev.component, None)
+            if run is not None:
+                run._on_result(result)
+        elif isinstance(ev, LateResult):
+            # the result of the run this host aborted, which a newer run replaced: it is that run's
+            with self._runs_lock:
+                older = self._replaced.get(ev.component, [])
+                run = older.pop(0) if older else None
+            if run is not None:
+                run._on_result(self._result(ev.message))
+        elif isinstance(ev, MachineSelfTestLost):
+            with self._runs_lock:
+                run = self._runs.pop(ev.component, None)
+            if run is not None:
+                run._fail(SelfTestLost(ev.text, noisy=ev.noisy))
+
+    @staticmethod
+    def _result(msg: Message) -> SelfTestResult:
+        f = msg.fields
+        return SelfTestResult(
+            component=_name(f["component"]), plan=_name(f["plan"]), outcome=_name(f["outcome"]),
+            code=f["code"], duration_ms=f["duration_ms"],
+            measurements={_name(m["id"]): m["value"] for m in f["measurements"]}, note=f["note"])
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -493,8 +525,9 @@ class Terminal:
     def _on_restart(self, err: SessionLost) -> None:
         """The link noticed a restart (its thread): the running self-tests are gone."""
         with self._runs_lock:
-            runs = list(self._runs.values())
+            runs = list(self._runs.values()) + [r for rs in self._replaced.values() for r in rs]
             self._runs.clear()
+            self._replaced.clear()
         for run in runs:
             run._lose(err)
         if self.on_restart is not None:
@@ -564,23 +597,30 @@ class Terminal:
         """Start a component's self-test; the run collects progress and the result."""
         run = SelfTestRun(self, component)
         with self._runs_lock:
+            older = self._runs.get(component)
+            if older is not None and older.result is None and older._failure is None:
+                self._replaced.setdefault(component, []).append(older)
             self._runs[component] = run
         try:
             self._request(MessageType.SELFTEST_START,
                               {"component": component, "plan": plan, "interactive": interactive})
         except DriverError:
             with self._runs_lock:
-                self._runs.pop(component, None)
+                if self._runs.get(component) is run:
+                    self._runs.pop(component)
+                    if older is not None and self._replaced.get(component, [])[-1:] == [older]:
+                        self._runs[component] = self._replaced[component].pop()   # it was not replaced
             raise
-        run._last_heard = time.monotonic()   # (its damage count stays the one from before START)
         return run
 
     def watch_self_test(self, component: str) -> SelfTestRun:
         """Follow a self-test the terminal is already running without starting it (a START whose
         answers were lost went through: a second one was refused busy)."""
         run = SelfTestRun(self, component)
+        run.adopted = True
         with self._runs_lock:
             self._runs[component] = run
+        self.link.watch_selftest(component)
         return run
 
     def run_self_test(self, component: str, plan: str = "full", interactive: bool = False, *,

@@ -15,7 +15,12 @@ deadline held while an answer is still arriving; the noisy-line repeat of harmle
 (the catalogue's ``SAFE_TO_REPEAT``) as new requests; ACKs of the terminal's events and their
 de-duplication (the last 32 sequence numbers); PONG to the terminal's PING; keep-alive PINGs on
 an idle link, whose silence means the link is down; the deframer's inter-byte timeout; and
-noticing a restart (boot id, uptime, ``not_permitted`` to a request any session may make).
+noticing a restart (boot id, uptime, ``not_permitted`` to a request any session may make);
+and the self-tests: each one the terminal runs is watched from its ``SELFTEST_START`` answer to
+its result, its progress resetting the lost-test timer ``T_lost``, a ``SELFTEST_START`` whose
+sends all went unanswered asked once more, a ``NAK busy`` to it then taken for the first start
+having gone through, and the late result of an aborted run kept from the next run of the same
+component (section 5, "Long operations" and "A noisy line"; section 8).
 What answers each request comes from the catalogue (:data:`protocols.pos.messages.ANSWERS`),
 every timer from :class:`protocols.pos.timing.Timers`.
 
@@ -42,6 +47,7 @@ from protocols.pos.messages import (
     Message,
     MessageType,
     decode_message,
+    decode_payload,
     encode_payload,
 )
 from protocols.pos.timing import Timers
@@ -53,6 +59,10 @@ RETRANSMIT = int(FrameFlag.RETRANSMIT)
 SEQ_MODULUS = 1 << 16
 #: how many times a harmless request is asked again on a noisy line (section 5)
 NOISY_REPEATS = 3
+#: how many times a SELFTEST_START whose sends all went unanswered is asked again (section 5)
+START_REPEATS = 1
+#: SELFTEST_ABORT's component for every running test
+ALL_COMPONENTS = 0xFF
 #: how many of the terminal's event sequence numbers the host remembers (section 5)
 EVENT_MEMORY = 32
 #: how many of our own recent frames are remembered to recognise an echo
@@ -103,6 +113,8 @@ class Handle:
     #: True once an event has completed it
     done: bool = False
     id: int = field(default_factory=count().__next__)
+    #: the request's fields as the terminal reads them (decoded from the payload sent)
+    fields: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -197,8 +209,57 @@ class LinkDown:
     text: str
 
 
+@dataclass(frozen=True)
+class SelfTestStarted:
+    """The terminal runs ``component``'s self-test, and the machine now watches it for silence.
+
+    ``handle`` is the ``SELFTEST_START`` that started it (None for a test followed with
+    :meth:`HostSession.watch_selftest`), ``frame`` and ``message`` its answer.  ``adopted`` when
+    that answer was ``NAK busy`` to a START asked again after one whose sends all went
+    unanswered, with no other test of this session running: the first start went through, and
+    this event then completes ``handle`` in place of :class:`Refused` (section 5, "A noisy line")."""
+
+    component: str
+    handle: Handle | None
+    adopted: bool = False
+    frame: Frame | None = None
+    message: Message | None = None
+
+
+@dataclass(frozen=True)
+class SelfTestEnded:
+    """``component``'s result arrived: the run the machine watched for it is over (or none was
+    watched, and the result is of a test started elsewhere).  Its :class:`TerminalEvent` follows."""
+
+    component: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class SelfTestLost:
+    """``component``'s running self-test sent nothing for ``silent_for`` seconds, ``T_lost`` for
+    the line: the terminal's whole retransmit schedule of a report is over.  ``noisy`` when
+    damaged frames arrived meanwhile (its reports were most likely among them)."""
+
+    component: str
+    text: str
+    noisy: bool
+    silent_for: float
+
+
+@dataclass(frozen=True)
+class LateResult:
+    """An ``aborted`` result that belongs to an earlier run of ``component`` which this host
+    aborted, arriving after a new run of it started: it does not end the new run (section 8).
+    Its :class:`TerminalEvent` follows."""
+
+    component: str
+    message: Message
+
+
 SessionEvent = (Answered | Refused | TimedOut | Violation | TerminalEvent | DuplicateEvent | StaleDropped
-                | KeepAliveSent | SessionGone | LinkDown | FrameReceived)
+                | KeepAliveSent | SessionGone | LinkDown | FrameReceived | SelfTestStarted | SelfTestEnded
+                | SelfTestLost | LateResult)
 
 
 @dataclass
@@ -270,6 +331,22 @@ def uptime_consistent(ref: UptimeReference, uptime_ms: int, sent_at: float, rece
 # -- the machine -------------------------------------------------------------------------------
 
 
+def _component(value: object) -> str:
+    """A component as the events name it (its name; a number the catalogue does not know as
+    its decimal text)."""
+    return value if isinstance(value, str) else str(value)
+
+
+class _Run:
+    """A self-test the terminal is running: when it was last heard of, and the damage count then."""
+
+    def __init__(self, component: str, now: float, damage: int) -> None:
+        self.component = component
+        self.heard = now
+        self.damage = damage
+        self.aborted_at: float | None = None   # when the terminal ACKed our SELFTEST_ABORT of it
+
+
 class _Send:
     """The outstanding request: one sequence number, up to four sends."""
 
@@ -322,6 +399,16 @@ class HostSession:
         self._uptime_ref: UptimeReference | None = None
         self._uptime_doubt = ""      # why a PONG's uptime looked wrong, until the check says
         self._probe: Handle | None = None
+        # the self-test watch
+        #: seconds of silence after which a running self-test is lost (None: ``T_lost`` of the timers)
+        self.lost_after: float | None = None
+        self._runs: dict[str, _Run] = {}
+        #: per component, until when the result of a run this host aborted may still arrive
+        self._owed: dict[str, list[float]] = {}
+        #: components whose SELFTEST_START went unanswered: the terminal may have started them
+        self._unanswered_start: set[str] = set()
+        self._request_damage: dict[int, int] = {}
+        self._dropped_before_first = 0
 
     # -- what the owner of the port reads ---------------------------------------------------
 
@@ -336,7 +423,7 @@ class HostSession:
         device, not a noisy line, and do not count."""
         d = self.deframer.stats
         shaped = d.bad_crc + d.partial_dropped + d.oversize + d.bad_version
-        return shaped + (d.bytes_dropped if self.stats.frames_in else 0)
+        return shaped + (d.bytes_dropped - self._dropped_before_first if self.stats.frames_in else 0)
 
     @property
     def outstanding(self) -> Handle | None:
@@ -357,6 +444,18 @@ class HostSession:
     def uptime_reference(self) -> UptimeReference | None:
         """What the machine last learnt of the terminal's uptime (None before HELLO or PONG)."""
         return self._uptime_ref
+
+    @property
+    def selftest_lost_after(self) -> float:
+        """``T_lost``: seconds of silence after which a running self-test is lost; follows the line
+        rate and the negotiated payload (:attr:`Timers.selftest_lost_after`) unless
+        :attr:`lost_after` is set."""
+        return self.lost_after if self.lost_after is not None else self.timers.selftest_lost_after
+
+    @property
+    def running_selftests(self) -> tuple[str, ...]:
+        """The components whose self-tests the machine watches now, in the order they started."""
+        return tuple(self._runs)
 
     def frames_to_send(self) -> list[bytes]:
         """The frames queued for the line, in order (each taken once)."""
@@ -400,6 +499,9 @@ class HostSession:
             due.append(self._now)
         elif self.keepalive:
             due.append(self._last_activity + t.keepalive_idle)
+        if self._runs:
+            lost_after = self.selftest_lost_after
+            due.append(min(run.heard for run in self._runs.values()) + lost_after)
         return min(due) if due else None
 
     # -- what goes in --------------------------------------------------------------------------
@@ -407,11 +509,16 @@ class HostSession:
     def send_request(self, msg_type: MessageType, fields: dict[str, Any] | None, now: float, *,
                      timeout: float | None = None, repeat: bool | None = None) -> Handle:
         """Queue a request; return its handle.  Exactly one of :class:`Answered`,
-        :class:`Refused`, :class:`TimedOut` or :class:`Violation` follows for it.
+        :class:`Refused`, :class:`TimedOut` or :class:`Violation` follows for it (or, for a
+        ``SELFTEST_START`` the terminal turns out to be running already, a
+        :class:`SelfTestStarted` with ``adopted`` set).
 
         ``timeout`` limits the whole request, repeats included.  ``repeat`` asks it again as a
         new request when every send went unanswered while damaged frames arrived (default: the
-        catalogue's ``SAFE_TO_REPEAT``).  A request of the machine's own still outstanding
+        catalogue's ``SAFE_TO_REPEAT``); a ``SELFTEST_START`` is asked once more when every send
+        went unanswered, damage or not, unless ``repeat`` is False, and its answer starts the
+        self-test watch (:class:`SelfTestStarted`, instead of :class:`Answered` when the terminal
+        turns out to be running it already).  A request of the machine's own still outstanding
         (keep-alive, session check) is given up for it; another caller's is an error."""
         if msg_type not in ANSWERS:
             raise NotARequest(f"{MessageType.describe(msg_type)} is not a request: nothing answers it")
@@ -425,12 +532,26 @@ class HostSession:
         self._tick(now)
         if self._pending is not None:   # the machine's own: its answer, if any, will be stale
             self._forget(self._pending.handle)
+        damage = self.damage
         handle = self._start(msg_type, payload, now, internal=False)
+        handle.fields = decode_payload(msg_type, payload)
+        self._request_damage[handle.id] = damage
         if timeout is not None:
             self._give_up_at[handle.id] = now + timeout
-        if repeat if repeat is not None else msg_type in SAFE_TO_REPEAT:
+        if msg_type == MessageType.SELFTEST_START:
+            if repeat is not False:
+                self._repeats[handle.id] = START_REPEATS
+        elif repeat if repeat is not None else msg_type in SAFE_TO_REPEAT:
             self._repeats[handle.id] = NOISY_REPEATS
         return handle
+
+    def watch_selftest(self, component: str, now: float) -> None:
+        """Watch ``component``'s self-test, which the terminal runs already, without starting it
+        (a :class:`SelfTestStarted` with no handle follows); its timer starts at ``now``."""
+        self._tick(now)
+        self._unanswered_start.discard(component)
+        self._run_started(component, now, self.damage)
+        self._events.append(SelfTestStarted(component, None))
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes arrived from the line at ``now``."""
@@ -445,7 +566,7 @@ class HostSession:
     def advance(self, now: float) -> None:
         """Time has reached ``now``: drop a stale partial frame, retransmit, give up, ping."""
         self._tick(now)
-        if self.deframer.pending and now - self._last_rx >= self.timers.inter_byte_timeout:
+        if self.deframer.pending and now >= self._last_rx + self.timers.inter_byte_timeout:
             for frame in self.deframer.drop_partial():
                 self._on_frame(frame, now)
         self._timers(now)
@@ -494,6 +615,7 @@ class HostSession:
 
     def _forget(self, handle: Handle) -> None:
         handle.done = True
+        self._request_damage.pop(handle.id, None)
         self._give_up_at.pop(handle.id, None)
         self._repeats.pop(handle.id, None)
         self._first_failure.pop(handle.id, None)
@@ -530,6 +652,7 @@ class HostSession:
             ping = self._start(MessageType.PING, b"", now, internal=True)
             self._repeats[ping.id] = NOISY_REPEATS
             self._events.append(KeepAliveSent(ping))
+        self._watch_selftests(now)
 
     def _out_of_sends(self, p: _Send, now: float) -> None:
         """Every send of this sequence number went unanswered."""
@@ -537,13 +660,18 @@ class HostSession:
         noisy = self.damage > p.damage
         failure = TimedOut(h, self._silence_text(p), noisy)
         left = self._repeats.get(h.id, 0)
-        if noisy and left > 0:
+        start = h.msg_type == MessageType.SELFTEST_START
+        if start:
+            # its sends went out and nothing came back: the terminal may have started the test
+            self._unanswered_start.add(_component(h.fields.get("component")))
+        if left > 0 and (noisy or start):
             # spoilt answers, not silence: ask again as a new request (section 5, "A noisy line")
             self._first_failure.setdefault(h.id, failure)
             self._repeats[h.id] = left - 1
             self.seq = (self.seq + 1) % SEQ_MODULUS
             h.seq = self.seq
             p2 = _Send(h, p.payload, self.seq, now, self.damage)
+            p2.unanswered = p.unanswered + 1   # a refusal now does not say the earlier sends did nothing
             self._pending = p2
             if not h.internal:
                 self.stats.requests += 1
@@ -552,6 +680,8 @@ class HostSession:
         self._fail_silent(p, self._first_failure.get(h.id) or failure)
 
     def _fail_silent(self, p: _Send, failure: TimedOut) -> None:
+        if p.handle.msg_type == MessageType.SELFTEST_START and p.sends:
+            self._unanswered_start.add(_component(p.handle.fields.get("component")))
         internal_ping = p.handle.internal and p.handle.msg_type == MessageType.PING
         self._finish(p, failure)
         if internal_ping:
@@ -578,6 +708,8 @@ class HostSession:
     # -- frames in ---------------------------------------------------------------------------
 
     def _on_frame(self, frame: Frame, now: float) -> None:
+        if not self.stats.frames_in:   # bytes thrown away before the first intact frame are not the line's
+            self._dropped_before_first = self.deframer.stats.bytes_dropped
         self.stats.frames_in += 1
         if self.report_frames:
             self._events.append(FrameReceived(frame))
@@ -608,6 +740,12 @@ class HostSession:
             return
         self._recent_events.append(frame.seq)
         self.stats.events += 1
+        if msg.type == MessageType.SELFTEST_PROGRESS:
+            run = self._runs.get(_component(msg.fields["component"]))
+            if run is not None:   # (a report after its result, or of a test not ours: no run to reset)
+                run.heard, run.damage = now, self.damage
+        elif msg.type == MessageType.SELFTEST_RESULT:
+            self._selftest_result(_component(msg.fields["component"]), msg, now)
         self._events.append(TerminalEvent(frame, msg))
 
     def _on_response(self, frame: Frame, now: float) -> None:
@@ -627,11 +765,19 @@ class HostSession:
             self.stats.naks += 1
             reason = msg.fields["reason"]
             p.refused = True
+            if reason == "busy" and self._adopts(h):
+                self._unanswered_start.discard(_component(h.fields["component"]))
+                self._run_started(_component(h.fields["component"]), now, self._request_damage.get(h.id, 0))
+                self._events.append(SelfTestStarted(_component(h.fields["component"]), h, True, frame, msg))
+                self._finish(p, None)
+                return
             if reason in ("bad_crc", "busy") and p.sends <= self.timers.retransmits:
                 # a retransmit fixes these; bad_crc at once, busy after the back-off
                 p.deadline = now if reason == "bad_crc" else now + self.timers.busy_backoff
                 return
             self._announce(self._refused_watch(p, reason))   # told before the caller wakes
+            if h.msg_type == MessageType.SELFTEST_START and p.unanswered == 0:
+                self._unanswered_start.discard(_component(h.fields["component"]))   # it did not start
             self._finish(p, Refused(h, reason, p.unanswered == 0,
                                     f"{h.msg_type.name} refused by the terminal: {reason}"))
             return
@@ -639,12 +785,82 @@ class HostSession:
             self._finish(p, Violation(h, f"{h.msg_type.name} answered with {msg.type!r}"))
             return
         self._announce(self._answered_watch(p, msg, now))
+        if h.msg_type == MessageType.SELFTEST_START:
+            component = _component(h.fields["component"])
+            self._unanswered_start.discard(component)
+            self._run_started(component, now, self._request_damage.get(h.id, 0))
+            self._events.append(SelfTestStarted(component, h, False, frame, msg))
+        elif h.msg_type == MessageType.SELFTEST_ABORT:
+            self._aborted(h.fields["component"], now)
         self._finish(p, Answered(h, frame, msg))
+
+    # -- the self-test watch (docs/protocol.md section 5, "Long operations"; section 8) ---------
+
+    def _run_started(self, component: str, now: float, damage: int) -> None:
+        """A run of ``component`` begins at ``now``; an aborted one it replaces still owes its result."""
+        old = self._runs.pop(component, None)
+        if old is not None and old.aborted_at is not None:
+            # that result was made at once on the abort; it may arrive until its schedule is over
+            self._owed.setdefault(component, []).append(old.aborted_at + self.selftest_lost_after)
+        self._runs[component] = _Run(component, now, damage)
+
+    def _aborted(self, component: object, now: float) -> None:
+        """The terminal ACKed SELFTEST_ABORT of ``component`` (or of every test): each such run
+        now ends with an ``aborted`` result."""
+        every = component == ALL_COMPONENTS
+        for run in self._runs.values():
+            if (every or run.component == _component(component)) and run.aborted_at is None:
+                run.aborted_at = now
+
+    def _selftest_result(self, component: str, msg: Message, now: float) -> None:
+        """A result: the end of the watched run, unless it is an aborted run's late one."""
+        owed = [until for until in self._owed.pop(component, []) if until >= now]
+        run = self._runs.get(component)
+        if owed and _component(msg.fields["outcome"]) == "aborted" and run is not None and run.aborted_at is None:
+            # the run now going was not aborted, so this result is not its: it is the old run's
+            owed.pop(0)
+            if owed:
+                self._owed[component] = owed
+            self._events.append(LateResult(component, msg))
+            return
+        if owed:
+            self._owed[component] = owed
+        self._runs.pop(component, None)
+        self._unanswered_start.discard(component)   # whatever an unanswered START began is over now
+        self._events.append(SelfTestEnded(component, msg))
+
+    def _adopts(self, h: Handle) -> bool:
+        """``NAK busy`` to ``h``: whether it says that an earlier START of the same component,
+        whose sends went unanswered, went through (no other test of ours is running)."""
+        if h.msg_type != MessageType.SELFTEST_START:
+            return False
+        component = _component(h.fields.get("component"))
+        return component in self._unanswered_start and not self._runs
+
+    def _watch_selftests(self, now: float) -> None:
+        """Every running test silent for ``T_lost`` is lost, once."""
+        lost_after = self.selftest_lost_after
+        for run in list(self._runs.values()):
+            if now < run.heard + lost_after:   # (the very sum next_deadline() gave: no rounding gap)
+                continue
+            silent = now - run.heard
+            del self._runs[run.component]
+            if self.damage > run.damage:
+                text = (f"{run.component} self-test: nothing intact heard for {lost_after:.1f} s while damaged "
+                        "frames arrived (a noisy line)")
+            else:
+                text = (f"{run.component} self-test: no progress for {lost_after:.1f} s, the terminal stopped "
+                        "answering mid-test")
+            self._events.append(SelfTestLost(run.component, text, self.damage > run.damage, silent))
 
     # -- noticing a restart (docs/protocol.md section 6, "Noticing a restart") ------------------
 
     def _announce(self, lost: SessionGone | None) -> None:
         if lost is not None:
+            # what ran on the terminal is lost to the restart, not for want of progress (section 6)
+            self._runs.clear()
+            self._owed.clear()
+            self._unanswered_start.clear()
             self._events.append(lost)
 
     def _answered_watch(self, p: _Send, msg: Message, now: float) -> SessionGone | None:
@@ -716,9 +932,11 @@ class HostSession:
 
 
 __all__ = [
+    "ALL_COMPONENTS",
     "EVENT_MEMORY",
     "NOISY_REPEATS",
     "SEQ_MODULUS",
+    "START_REPEATS",
     "UPTIME_DRIFT",
     "UPTIME_MODULUS",
     "UPTIME_SLACK_MS",
@@ -728,11 +946,15 @@ __all__ = [
     "Handle",
     "HostSession",
     "KeepAliveSent",
+    "LateResult",
     "LinkDown",
     "NotARequest",
     "PayloadTooLarge",
     "Refused",
     "RequestOutstanding",
+    "SelfTestEnded",
+    "SelfTestLost",
+    "SelfTestStarted",
     "SessionEvent",
     "SessionGone",
     "SessionStats",
