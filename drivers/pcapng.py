@@ -224,9 +224,9 @@ class PcapngCaptureWriter(CaptureWriter):
         kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
         try:
             super().__init__(path, port=port, baud=baud, tool=tool, extra=extra, **kwargs)
-        except BaseException:
+        except BaseException as exc:    # an interrupt too: no half-open pcapng is left behind
             self._close_pcapng()
-            raise
+            raise exc
 
     def close(self) -> None:
         """Close the capture, then finish the pcapng (the partial frames still held)."""

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from construct import Bytes, Construct, Enum, Flag, FormatField, Pass, Struct, Switch, Terminated
 
-from drivers.files import write_atomically
 from protocols.pos.codes import FrameFlag
 from protocols.pos.compiler import UnsupportedConstruct, pascal_parts, prefixed_array_parts, switch_key, unwrap
 from protocols.pos.framing import CRC_INIT, HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, SYNC, TRAILER_SIZE
 from protocols.pos.messages import CATALOGUE, MessageType
+from tools.generated import write_or_check
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "pos_sim" / "wireshark" / "possim.lua"
 
@@ -471,15 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"dissector: {exc}", file=sys.stderr)
         return 1
-    if new == old:
-        print(f"{args.path}: up to date")
-        return 0
-    if args.check:
-        print(f"{args.path}: stale; run python -m tools.dissector", file=sys.stderr)
-        return 1
-    write_atomically(args.path, new)
-    print(f"{args.path}: regenerated")
-    return 0
+    return write_or_check(args.path, new, old, check=args.check, stale="stale; run python -m tools.dissector")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import re
 import sys
 from pathlib import Path
 
-from drivers.files import write_atomically
 from protocols.pos.spec import SECTIONS
+from tools.generated import write_or_check
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 _BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
@@ -54,15 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SpecError) as exc:
         print(f"specdoc: {exc}", file=sys.stderr)
         return 1
-    if new == old:
-        print(f"{args.path}: up to date")
-        return 0
-    if args.check:
-        print(f"{args.path}: generated sections are stale; run python -m tools.specdoc", file=sys.stderr)
-        return 1
-    write_atomically(args.path, new)
-    print(f"{args.path}: regenerated")
-    return 0
+    return write_or_check(args.path, new, old, check=args.check,
+                          stale="generated sections are stale; run python -m tools.specdoc")
 
 
 if __name__ == "__main__":
